@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -17,7 +18,14 @@ from .errors import TgsrError
 
 # One entry per command module. A module is listed only once its commands work.
 COMMAND_MODULES: list[str] = [
+    "tgsr.commands.data_synth",
+    "tgsr.commands.data_prep",
     "tgsr.commands.rewards",
+    "tgsr.commands.demo",
+    "tgsr.commands.eval",
+    "tgsr.commands.model",
+    "tgsr.commands.train",
+    "tgsr.commands.analyze",
 ]
 
 
@@ -81,6 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tgsr: interrupted", file=sys.stderr)
         return 130
+    except (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        # A path the user gave cannot be written or read as asked: the message names it.
+        print(f"tgsr: error: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # Output piped into a reader that stopped early (`tgsr eval score ... | head`): not a
+        # failure of tgsr. Point stdout at devnull so the interpreter's final flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return int(rc or 0)
 
 

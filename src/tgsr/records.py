@@ -285,6 +285,42 @@ class Prediction:
         )
 
 
+@dataclass
+class ManifestItem:
+    """One clip to align (``manifest.jsonl``), as written by ``tgsr data import``.
+
+    ``transcript`` is the known text when the corpus has one (needed by forced alignment);
+    ``utterances`` are known turns inside the clip (speaker, start, end), so words can be
+    given speakers and phrases never cross a turn.
+    """
+
+    AUDIO_FIELDS: ClassVar[tuple[str, ...]] = ("audio",)
+
+    id: str
+    audio: str
+    transcript: str | None = None
+    speaker: str | None = None
+    language: str | None = None
+    source: str = ""
+    utterances: list[Utterance] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ManifestItem":
+        utts_raw = _get(d, "utterances", [])
+        if not isinstance(utts_raw, list):
+            raise FieldError("utterances", "expected a list")
+        meta = _get(d, "meta", {})
+        if not isinstance(meta, dict):
+            raise FieldError("meta", "expected an object")
+        return cls(
+            id=_str(d, "id", nonempty=True), audio=_str(d, "audio", nonempty=True),
+            transcript=_str(d, "transcript", None), speaker=_str(d, "speaker", None),
+            language=_str(d, "language", None), source=_str(d, "source", ""),
+            utterances=[Utterance.from_dict(u, f"utterances[{i}].") for i, u in enumerate(utts_raw)], meta=meta,
+        )
+
+
 def record_to_dict(rec: Any) -> dict:
     d = asdict(rec)
     if "evidence" in d:
@@ -334,7 +370,8 @@ def _relativize_audio(d: dict, rec: Any, base: Path) -> None:
 def iter_jsonl_dicts(path: str | Path) -> Iterator[tuple[int, dict | RecordError]]:
     """Yield (line number, parsed object or RecordError) for each non-blank line."""
     path = Path(path)
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+    # utf-8-sig: files saved by some editors start with a byte-order mark.
+    with open(path, "r", encoding="utf-8-sig", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -342,6 +379,9 @@ def iter_jsonl_dicts(path: str | Path) -> Iterator[tuple[int, dict | RecordError
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 yield lineno, RecordError(path, lineno, None, f"invalid JSON: {e.msg} (column {e.colno})")
+                continue
+            except RecursionError:  # pathologically nested arrays/objects
+                yield lineno, RecordError(path, lineno, None, "invalid JSON: nested too deeply")
                 continue
             if not isinstance(obj, dict):
                 yield lineno, RecordError(path, lineno, None, f"expected a JSON object, got {type(obj).__name__}")
@@ -437,6 +477,7 @@ def repair_torn_tail(path: str | Path) -> bool:
 
 __all__ = [
     "LETTERS", "FieldError", "Word", "Utterance", "ClipWords", "StaExample", "QAExample", "Prediction",
+    "ManifestItem",
     "LoadResult", "read_jsonl", "write_jsonl", "append_jsonl", "completed_ids", "repair_torn_tail",
     "iter_jsonl_dicts", "record_to_dict",
 ]

@@ -1,0 +1,1033 @@
+#!/usr/bin/env python3
+"""One tgsr GRPO step of a Qwen2.5-Omni-7B-shaped thinker on one GPU, split by phase, against floors.
+
+What it runs: tgsr's own Stage-2 trainer, ``tgsr.train.grpo.AudioGRPOTrainer`` (TRL's
+GRPOTrainer with the audio carried through every pass), driven by ``trainer.train()`` for
+``--warmup + --steps`` optimiser steps, with the model behind tgsr's adapter
+(``tgsr.models.qwen_omni.QwenOmniLM``), tgsr's per-clip ``FeatureCache``, tgsr's
+``prepare_trainable`` (vision tower frozen, optional LoRA), tgsr's paper rewards
+(``answer`` + ``compaction``) and the trainer settings of the 7B recipe
+(``recipes/qwen2.5-omni-7b/grpo.yaml`` through ``tgsr.train.config.load_config``: learning rate,
+beta, temperature, schedule, optimiser, checkpointing); this script sets only the step's shape,
+the model and the data. Nothing of the step is re-implemented here: the phases are
+timed by wrapping the trainer's own methods on the instance (synchronising the device at
+each boundary):
+
+- feature extraction: ``FeatureCache`` misses (log-mel of each new clip, on the CPU; the G
+  copies of a clip and every later pass share it);
+- generation: ``AudioGRPOTrainer._generate_single_turn`` (transformers ``generate`` with the
+  audio features, KV cache, placeholder suppression);
+- old / ref log-probs: the no-grad calls of ``AudioGRPOTrainer._get_per_token_logps_and_entropies``
+  inside the generation batch (TRL skips the old-policy pass when generation and optimiser
+  steps line up, as at the paper's setting: it then reuses the detached policy log-probs;
+  ``--num-iterations 2`` makes it run);
+- loss forward / backward: ``compute_loss`` and the rest of ``training_step`` over the
+  ``prompts x G / micro_batch`` micro-batches of the step;
+- optimiser: gradient clipping, AdamW (``adamw_torch_fused``), scheduler and ``zero_grad``;
+- logprob check: tgsr's audio guard (the first generation batch only, i.e. the warm-up step).
+
+The model: ``recipes/qwen2.5-omni-7b/thinker_config.json`` holds the 7B thinker's shapes
+(text 28 layers, hidden 3584, 28 query / 4 KV heads, FFN 18944, vocab 152064; audio encoder 32
+layers, d_model 1280, 20 heads, FFN 5120, 128 mel bins, output 3584; they equal transformers'
+``Qwen2_5OmniThinkerConfig`` defaults except the vision tower's width, 1280 as in the released
+checkpoint, 3584 in the defaults). Weights are random bf16, made on the GPU (no hub, no disk).
+The tokenizer is tgsr's offline byte-level BPE (``tgsr.models.tiny.build_tokenizer``) with the
+special-token ids remapped into the config; the vocabulary and LM head keep the 7B's 152064
+rows. The feature extractor is the real one (128 mels, hop 160: 25 frames/s after the conv,
+750 audio tokens for 30 s).
+
+Three substitutions, none in the compute: the reference policy of a full fine-tune is a copy
+of the policy on the GPU (TRL would read it from a checkpoint folder; random weights have none);
+sampled end-of-turn tokens are suppressed so that every row decodes exactly ``--new-tokens``
+tokens (the paper-shape timing with "EOS ignored"); and a benchmark-only reward (a hash of each
+completion's token ids) joins the paper's rewards, which are 0 for every completion of a random
+model: without it the advantages, the loss gradient and AdamW's updates would all be zeros.
+
+Memory: full fine-tuning keeps a bf16 policy, its gradients and AdamW's two states plus a bf16
+reference copy (~85 GB for this model before activations). ``--mode auto`` estimates that and
+uses LoRA (PEFT, tgsr's default targets) where it does not fit; an out-of-memory error in any
+attempt moves down the ladder full -> LoRA -> LoRA with half the micro-batch ... and the output
+says which mode ran and why. ``--text-layers N`` runs a shallower model (a smaller shape) by flag.
+
+Ceilings are measured in the same run (METHOD.md): a large device-to-device copy (bytes read +
+written over time) and an 8192^3 bf16 matrix product on random data. Floors: generation
+>= max_new_tokens x decoded weight bytes / copy bandwidth (the issue's floor; a second floor
+adds KV-cache reads and the prefill's FLOPs); log-prob passes and loss forward/backward >= their
+FLOPs / the matmul rate (linear layers 2 FLOPs per weight per token, causal attention, the
+audio encoder, backward 2x forward for trained weights and 1x for frozen ones that the
+gradient must pass through, plus the recomputation of gradient checkpointing).
+
+``--smoke`` runs the same code path with a tiny config on the CPU in well under a minute
+(tests/test_gpu_script.py runs it). A short table is printed last; the full record goes to
+``$OUT/gpu_grpo_step.json`` when ``$OUT`` is set (or ``--json PATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import functools
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "recipes" / "qwen2.5-omni-7b" / "thinker_config.json"
+DEFAULT_RECIPE = REPO / "recipes" / "qwen2.5-omni-7b" / "grpo.yaml"
+# The paper's Stage-2 settings, used when no recipe is given (--recipe none).
+PAPER_GRPO = {"temperature": 0.8, "beta": 0.04, "learning_rate": 5e-6}
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+try:  # run from a checkout without installing tgsr (the device machine has a bare copy)
+    import tgsr  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(REPO / "src"))
+
+GiB = 1024 ** 3
+
+# The tiny shape of --smoke: same classes and code path, sizes a CPU runs in seconds.
+SMOKE_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, vocab_size=4096,
+                  rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [4, 6, 6]})
+SMOKE_AUDIO = dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128)
+SMOKE_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=[0])
+
+QUESTION = "Which speaker talks for the longest time in total, and what do they ask for?"
+CHOICES = ["the first speaker, a glass of water", "the second speaker, the bill",
+           "the first speaker, the dessert menu", "the third speaker, a window seat"]
+
+
+# ---------------------------------------------------------------------------- arguments
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Time one tgsr GRPO step (AudioGRPOTrainer) of a Qwen2.5-Omni-7B-shaped thinker with random "
+                    "bf16 weights, split into feature extraction, generation, old/ref log-probs, loss forward/"
+                    "backward and optimiser, against copy-bandwidth and matmul floors measured in the same run.",
+        epilog="Paper per-GPU shape (defaults): 8 prompts x G=8, ~30 s audio (750 audio tokens), 256 new tokens "
+               "with EOS ignored, micro-batch 8 (8 micro-batches per optimiser step); trainer settings from the 7B "
+               "GRPO recipe (lr 5e-6, beta 0.04, temperature 0.8). --smoke: tiny config on the CPU, seconds. "
+               "How to run it on a lent GPU: benchmarks/RESULTS.md.")
+    p.add_argument("--smoke", action="store_true", help="tiny config, 2 prompts x G=2, 3 s audio, 8 tokens (CPU ok)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="thinker config JSON (default: the 7B shapes)")
+    p.add_argument("--recipe", default=str(DEFAULT_RECIPE),
+                   help="tgsr GRPO recipe whose trainer and tgsr settings the step uses (learning rate, beta, "
+                        "temperature, scheduler, LoRA, freezing ...); the step's shape, the model and the data "
+                        "are set by this script; 'none': the paper's values")
+    p.add_argument("--mode", choices=["auto", "full", "lora"], default="auto",
+                   help="full fine-tuning (AdamW) or LoRA; auto: full if the estimate fits the card, else LoRA")
+    p.add_argument("--no-fallback", action="store_true", help="fail on out-of-memory instead of moving down the ladder")
+    p.add_argument("--prompts", type=int, default=None, help="prompts per step (default 8; smoke 2)")
+    p.add_argument("--generations", "-G", type=int, default=None, help="completions per prompt (default 8; smoke 2)")
+    p.add_argument("--audio-seconds", type=float, default=None, help="clip length (default 30; smoke 3)")
+    p.add_argument("--new-tokens", type=int, default=None,
+                   help="tokens generated per completion (default 256; smoke 8)")
+    p.add_argument("--micro-batch", type=int, default=None,
+                   help="completions per forward/backward (per_device_train_batch_size; default 8; smoke 2)")
+    p.add_argument("--num-iterations", type=int, default=1,
+                   help="GRPO iterations per generation batch (TRL num_iterations); >1 runs the old-policy pass")
+    p.add_argument("--steps", type=int, default=None, help="timed optimiser steps (default 3; smoke 2)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed optimiser steps first (default 1)")
+    p.add_argument("--text-layers", type=int, default=None, help="override the text decoder depth (a smaller shape)")
+    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank when LoRA runs (tgsr default 16)")
+    p.add_argument("--no-grad-ckpt", action="store_true",
+                   help="disable activation (gradient) checkpointing (on by default, as in the 7B recipe)")
+    p.add_argument("--no-logprob-check", action="store_true",
+                   help="skip tgsr's sampling-vs-training log-prob check in the warm-up step")
+    p.add_argument("--attn", default="sdpa", help="attn_implementation (tgsr default sdpa)")
+    p.add_argument("--generation-kwargs", default=None, metavar="JSON",
+                   help='extra GRPOConfig.generation_kwargs, e.g. \'{"cache_implementation": "static"}\' '
+                        "(the end-token suppression is kept)")
+    p.add_argument("--copy-gib", type=float, default=None, help="GiB per copy buffer for the bandwidth probe (default 2)")
+    p.add_argument("--matmul-n", type=int, default=None, help="matrix size for the bf16 matmul probe (default 8192)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds from the start after which no further timed step begins (at least one timed step "
+                        "always runs; default 420 on a GPU, none with --smoke), so one device call returns results")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="write the full record here (default: $OUT/gpu_grpo_step.json)")
+    # test hook: raise an out-of-memory error in the first generation of the first N attempts
+    p.add_argument("--inject-oom", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    smoke = args.smoke
+    for name, full, tiny in [("prompts", 8, 2), ("generations", 8, 2), ("audio_seconds", 30.0, 3.0),
+                             ("new_tokens", 256, 8), ("micro_batch", 8, 2), ("steps", 3, 2),
+                             ("copy_gib", 2.0, 1 / 16), ("matmul_n", 8192, 384)]:
+        if getattr(args, name) is None:
+            setattr(args, name, tiny if smoke else full)
+    try:
+        args.generation_kwargs = json.loads(args.generation_kwargs) if args.generation_kwargs else {}
+    except json.JSONDecodeError as e:
+        p.error(f"--generation-kwargs is not JSON: {e}")
+    if not isinstance(args.generation_kwargs, dict):
+        p.error("--generation-kwargs must be a JSON object")
+    rows = args.prompts * args.generations
+    if rows % args.micro_batch:
+        p.error(f"--micro-batch {args.micro_batch} must divide prompts x G = {rows}")
+    if min(args.prompts, args.generations, args.new_tokens, args.micro_batch, args.steps) < 1 or args.warmup < 0:
+        p.error("sizes and --steps must be >= 1, --warmup >= 0")
+    if args.generations < 2:
+        p.error("GRPO needs G >= 2")
+    return args
+
+
+# ---------------------------------------------------------------------------- clocks and ceilings
+
+class Clock:
+    """Host time read after the device finished its queue (METHOD.md: synchronise, then read)."""
+
+    def __init__(self, device):
+        import torch
+
+        self.cuda = device.type == "cuda"
+        self._sync = torch.cuda.synchronize if self.cuda else (lambda: None)
+
+    def now(self) -> float:
+        self._sync()
+        return time.perf_counter()
+
+
+def _event_median(fn, reps: int, warmup: int, device) -> float:
+    """Median seconds of ``fn`` over ``reps`` runs after ``warmup`` runs (CUDA events on a GPU)."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        for _ in range(reps):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b) / 1000)
+    else:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure_ceilings(device, copy_gib: float, matmul_n: int, dtype) -> dict:
+    """Copy bandwidth (read + written bytes / s) and matmul rate (FLOP/s) on random data."""
+    import torch
+
+    g = torch.Generator(device=device).manual_seed(1234)
+    n = int(copy_gib * GiB) // 2
+    # Two source buffers, alternated, so no run re-reads what the last one left in cache.
+    srcs = [torch.randn(n, device=device, dtype=torch.bfloat16, generator=g) for _ in range(2)]
+    dst = torch.empty_like(srcs[0])
+    state = {"i": 0}
+
+    def copy_once():
+        state["i"] ^= 1
+        dst.copy_(srcs[state["i"]])
+
+    t_copy = _event_median(copy_once, reps=20, warmup=3, device=device)
+    assert torch.equal(dst, srcs[state["i"]]), "copy probe wrote wrong data"
+    copy_bw = 2 * n * 2 / t_copy
+    del srcs, dst
+    mm_dtype = dtype
+    a = torch.randn(matmul_n, matmul_n, device=device, dtype=mm_dtype, generator=g)
+    b = torch.randn(matmul_n, matmul_n, device=device, dtype=mm_dtype, generator=g)
+    out = torch.empty(matmul_n, matmul_n, device=device, dtype=mm_dtype)
+    t_mm = _event_median(lambda: torch.matmul(a, b, out=out), reps=10 if device.type == "cuda" else 3,
+                         warmup=3 if device.type == "cuda" else 1, device=device)
+    # correctness spot check of one row in float64 (bf16 operands: ~1e-2 relative at most)
+    ref = (a[:1].double() @ b.double())
+    rel = float((out[:1].double() - ref).norm() / ref.norm())
+    if not math.isfinite(rel) or rel > 5e-2:
+        raise RuntimeError(f"matmul probe is wrong: relative error {rel:.3g}")
+    flops = 2 * matmul_n ** 3 / t_mm
+    del a, b, out
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return {"copy_bytes_per_buffer": 2 * n, "copy_s": t_copy, "copy_bandwidth_Bps": copy_bw,
+            "matmul_n": matmul_n, "matmul_dtype": str(mm_dtype).replace("torch.", ""), "matmul_s": t_mm,
+            "matmul_flops": flops, "matmul_rel_error": rel}
+
+
+# ---------------------------------------------------------------------------- the model
+
+def thinker_config(path: str, tok, smoke: bool, text_layers: int | None):
+    """The thinker config from the JSON, token ids remapped to the offline tokenizer."""
+    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniThinkerConfig
+
+    data = json.loads(Path(path).read_text())
+    if smoke:
+        data["text_config"].update(SMOKE_TEXT)
+        data["audio_config"].update(SMOKE_AUDIO)
+        data["vision_config"].update(SMOKE_VISION)
+    if text_layers is not None:
+        data["text_config"]["num_hidden_layers"] = int(text_layers)
+        data["text_config"]["max_window_layers"] = int(text_layers)
+    hidden = data["text_config"]["hidden_size"]
+    data["audio_config"]["output_dim"] = hidden
+    data["vision_config"]["out_hidden_size"] = hidden
+    ids = tok.convert_tokens_to_ids
+    remap = {"audio_token_index": "<|AUDIO|>", "image_token_index": "<|IMAGE|>", "video_token_index": "<|VIDEO|>",
+             "audio_start_token_id": "<|audio_bos|>", "audio_end_token_id": "<|audio_eos|>",
+             "vision_start_token_id": "<|vision_bos|>", "vision_end_token_id": "<|vision_eos|>",
+             "user_token_id": "<|im_start|>"}
+    original_ids = {k: data.get(k) for k in remap}
+    for key, token in remap.items():
+        data[key] = ids(token)
+    data["pad_token_id"] = tok.pad_token_id
+    text = data["text_config"]
+    text.update(pad_token_id=tok.pad_token_id, eos_token_id=ids("<|im_end|>"), bos_token_id=None)
+    if text["vocab_size"] < len(tok):
+        raise ValueError(f"vocab_size {text['vocab_size']} < tokenizer size {len(tok)}")
+    cfg = Qwen2_5OmniThinkerConfig(**data)
+    return cfg, original_ids
+
+
+def build_audio_lm(args, device, dtype, folder: Path):
+    """QwenOmniLM over a randomly initialised thinker made directly on ``device``."""
+    import torch
+    from transformers import GenerationConfig, WhisperFeatureExtractor
+
+    from tgsr.models.qwen_omni import QwenOmniLM
+    from tgsr.models.tiny import build_tokenizer, chat_template
+
+    tok = build_tokenizer("qwen2.5-omni")
+    # The released Qwen2.5-Omni feature extractor: Whisper log-mel, 128 bins, hop 160, 30 s chunks.
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
+                                 n_fft=400, padding_value=0.0, return_attention_mask=True)
+    config, original_ids = thinker_config(args.config, tok, args.smoke, args.text_layers)
+    torch.manual_seed(args.seed)
+    model_cls = QwenOmniLM.model_class()
+    with torch.device(device):
+        model = model_cls._from_config(config, dtype=dtype, attn_implementation=args.attn)
+    model.eval()
+    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=tok.pad_token_id, do_sample=False)
+    # A model folder without weights: the run's record, and the `ref_model` folder tgsr asks for.
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    model.config._name_or_path = str(folder)
+    lm = QwenOmniLM(model, tok, fe, chat_template("qwen2.5-omni"), name_or_path=str(folder))
+    bad = [n for n, prm in model.named_parameters() if not torch.isfinite(prm).all()]
+    if bad:
+        raise RuntimeError(f"non-finite initial weights in {bad[:3]}")
+    return lm, original_ids
+
+
+def _module(model, suffix: str):
+    for name, m in model.named_modules():
+        if name == suffix or name.endswith("." + suffix):
+            return m
+    raise KeyError(suffix)
+
+
+def model_shape(model) -> dict:
+    """Parameter counts and attention shapes that the floors need (from the unwrapped model)."""
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    text = _module(model, "language_model")
+    cfg = model.config.text_config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return {
+        "total_params": count(model), "text_params": count(text),
+        "text_embedding_params": count(text.embed_tokens), "lm_head_params": count(model.lm_head),
+        "text_layer_params": count(text) - count(text.embed_tokens),
+        "audio_params": count(_module(model, "audio_tower")), "vision_params": count(_module(model, "visual")),
+        "layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "heads": cfg.num_attention_heads,
+        "kv_heads": cfg.num_key_value_heads, "head_dim": head_dim, "ffn": cfg.intermediate_size,
+        "vocab": cfg.vocab_size,
+        "audio_layers": model.config.audio_config.encoder_layers, "audio_d_model": model.config.audio_config.d_model,
+        "audio_heads": model.config.audio_config.encoder_attention_heads,
+        "audio_ffn": model.config.audio_config.encoder_ffn_dim, "mel_bins": model.config.audio_config.num_mel_bins,
+    }
+
+
+# ---------------------------------------------------------------------------- data
+
+def write_clips(folder: Path, n: int, seconds: float, seed: int) -> list[str]:
+    """``n`` distinct speech-like clips (voiced harmonics with a moving pitch, syllable-rate
+    envelope, noise): never silence, so nothing is timed on zeros."""
+    import numpy as np
+
+    from tgsr.audio import save_audio
+
+    rng = np.random.default_rng(seed)
+    sr = 16000
+    t = np.arange(int(seconds * sr)) / sr
+    paths = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        f0 = rng.uniform(90, 240) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.2, 1.0) * t))
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
+        envelope = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t + rng.uniform(0, 6)), 0, None)
+        audio = 0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)
+        path = folder / f"clip_{i:04d}.wav"
+        save_audio(path, audio.astype(np.float32))
+        paths.append(str(path))
+    return paths
+
+
+def varied_reward(completions, completion_ids=None, **columns) -> list[float]:
+    """Benchmark only: a deterministic value in [0, 1) per completion, from its token ids."""
+    out = []
+    for i, text in enumerate(completions):
+        ids = completion_ids[i] if completion_ids is not None else [ord(ch) for ch in str(text)]
+        h = 0
+        for t in ids:
+            h = (h * 1000003 + int(t) + 1) % 2147483647
+        out.append((h % 1000) / 1000.0)
+    return out
+
+
+def grpo_rows(paths: list[str]) -> list[dict]:
+    from tgsr.prompts import reasoning_question, user_messages
+
+    prompt = user_messages(reasoning_question(QUESTION, CHOICES, "grounded"))
+    return [{"id": f"bench-{i:04d}", "audio": p, "prompt": prompt, "answer": "abcd"[i % 4], "choices": list(CHOICES),
+             "evidence": [[1.0, 4.0]], "task": "speaker_longest", "category": "lexical"}
+            for i, p in enumerate(paths)]
+
+
+# ---------------------------------------------------------------------------- phase recording
+
+class StepRecorder:
+    """Per optimiser step: seconds per phase, token counts, peak memory."""
+
+    def __init__(self, clock: Clock, device):
+        self.clock = clock
+        self.device = device
+        self.steps: list[dict] = []
+        self.cur: dict | None = None
+        self.in_check = False
+        self.nograd_calls = 0
+        self.t_last_training_step = None
+        self.t_pre_opt = None
+        self.inject_oom = False
+        self.stopped_early = False
+
+    def _peak_reset(self):
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    def _peak(self) -> float:
+        import torch
+
+        return torch.cuda.max_memory_allocated() / GiB if self.device.type == "cuda" else 0.0
+
+    def add(self, name: str, seconds: float):
+        if self.cur is not None:
+            self.cur["phases"][name] += seconds
+
+    def begin_step(self):
+        self.cur = {"phases": defaultdict(float), "peaks_gib": {}, "t0": self.clock.now(), "generations": []}
+
+    def end_step(self):
+        if self.cur is None:
+            return
+        t = self.clock.now()
+        cur = self.cur
+        if self.t_last_training_step is not None:
+            cur["phases"]["optimizer"] += t - self.t_last_training_step
+        cur["step_s"] = t - cur.pop("t0")
+        cur["phases"] = dict(cur["phases"])
+        self.steps.append(cur)
+        self.cur = None
+        self.t_last_training_step = None
+
+    @contextlib.contextmanager
+    def phase(self, name: str, peak: bool = False):
+        if peak:
+            self._peak_reset()
+        t0 = self.clock.now()
+        try:
+            yield
+        finally:
+            self.add(name, self.clock.now() - t0)
+            if peak and self.cur is not None:
+                self.cur["peaks_gib"][name] = max(self.cur["peaks_gib"].get(name, 0.0), self._peak())
+
+
+def instrument(trainer, rec: StepRecorder, *, old_expected: bool, beta: float, untimed_steps: int,
+               deadline: float | None):
+    """Wrap the trainer's own methods on the instance; the class code calls them through ``self``."""
+    import torch
+    from transformers import TrainerCallback
+
+    def wrap(obj, attr, make):
+        original = getattr(obj, attr)
+        setattr(obj, attr, functools.wraps(original)(make(original)))
+
+    def featurize(orig):
+        def f(*a, **k):
+            with rec.phase("features"):
+                return orig(*a, **k)
+        return f
+
+    wrap(trainer.feature_cache, "_featurize_one", featurize)
+
+    def generate(orig):
+        def f(prompt_ids, *a, **k):
+            rec.nograd_calls = 0
+            if rec.inject_oom:
+                rec.inject_oom = False
+                raise torch.OutOfMemoryError("injected out-of-memory error (--inject-oom)")
+            with rec.phase("generation", peak=True):
+                ids, logprobs = orig(prompt_ids, *a, **k)
+            if rec.cur is not None:
+                rec.cur["generations"].append({"prompt_tokens": [len(p) for p in prompt_ids],
+                                               "completion_tokens": [len(c) for c in ids]})
+            return ids, logprobs
+        return f
+
+    wrap(trainer, "_generate_single_turn", generate)
+
+    def logps(orig):
+        def f(model, *a, **k):
+            if torch.is_grad_enabled():  # the loss forward: timed as a whole by compute_loss
+                return orig(model, *a, **k)
+            if rec.in_check:
+                name = "logprob_check"
+            elif trainer.ref_model is not None and model is trainer.ref_model:
+                name = "ref_logprobs"
+            else:
+                # TRL's order inside a generation batch: the old-policy pass (when it runs), then the reference
+                name = "old_logprobs" if (old_expected and rec.nograd_calls == 0) else "ref_logprobs"
+                rec.nograd_calls += 1
+            with rec.phase(name, peak=True):
+                return orig(model, *a, **k)
+        return f
+
+    wrap(trainer, "_get_per_token_logps_and_entropies", logps)
+
+    def check(orig):
+        def f(*a, **k):
+            rec.in_check = True
+            try:
+                with rec.phase("logprob_check_total"):
+                    return orig(*a, **k)
+            finally:
+                rec.in_check = False
+        return f
+
+    wrap(trainer, "_check_logprobs", check)
+    wrap(trainer, "_prepare_inputs", lambda orig: _timed(rec, "prepare_inputs", orig))
+
+    def loss(orig):
+        def f(*a, **k):
+            with rec.phase("loss_forward"):
+                return orig(*a, **k)
+        return f
+
+    wrap(trainer, "compute_loss", loss)
+
+    def training_step(orig):
+        def f(*a, **k):
+            rec._peak_reset()
+            t0 = rec.clock.now()
+            out = orig(*a, **k)
+            t1 = rec.clock.now()
+            rec.add("training_step", t1 - t0)
+            rec.t_last_training_step = t1
+            if rec.cur is not None:
+                rec.cur["peaks_gib"]["loss_fwd_bwd"] = max(rec.cur["peaks_gib"].get("loss_fwd_bwd", 0.0),
+                                                           rec._peak())
+            return out
+        return f
+
+    wrap(trainer, "training_step", training_step)
+
+    class Boundaries(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            rec.begin_step()
+
+        def on_pre_optimizer_step(self, args, state, control, **kw):
+            rec.t_pre_opt = rec.clock.now()
+
+        def on_optimizer_step(self, args, state, control, **kw):
+            if rec.t_pre_opt is not None:
+                rec.add("adamw_step", rec.clock.now() - rec.t_pre_opt)
+
+        def on_step_end(self, args, state, control, **kw):
+            rec.end_step()
+            done = len(rec.steps)
+            per = trainer.num_iterations
+            if (deadline is not None and done > untimed_steps and done % per == 0
+                    and time.perf_counter() + per * rec.steps[-1]["step_s"] > deadline):
+                rec.stopped_early = True
+                control.should_training_stop = True
+
+    trainer.add_callback(Boundaries())
+
+
+def _timed(rec, name, orig):
+    def f(*a, **k):
+        with rec.phase(name):
+            return orig(*a, **k)
+    return f
+
+
+def summarise_step(step: dict) -> dict:
+    """Exclusive phase times of one optimiser step."""
+    ph = step["phases"]
+    g = lambda k: ph.get(k, 0.0)  # noqa: E731
+    check = g("logprob_check_total")
+    passes = g("features") + g("generation") + g("old_logprobs") + g("ref_logprobs") + check
+    prepare_other = g("prepare_inputs") - passes
+    loss_bwd = g("training_step") - g("prepare_inputs") - g("loss_forward")
+    return {"features": g("features"), "generation": g("generation"), "old_logprobs": g("old_logprobs"),
+            "ref_logprobs": g("ref_logprobs"), "logprob_check": check, "loss_forward": g("loss_forward"),
+            "loss_backward": loss_bwd, "loss_fwd_bwd": g("loss_forward") + loss_bwd,
+            "optimizer": g("optimizer"), "adamw_step": g("adamw_step"), "other": max(prepare_other, 0.0),
+            "step": step["step_s"]}
+
+
+# ---------------------------------------------------------------------------- floors
+
+def floors(shape: dict, gens: list[dict], ceilings: dict, *, elt_bytes: int, lora: bool, grad_ckpt: bool,
+           audio_frames_per_row: int, trainable_audio: bool, lora_params: int, opt_bytes: float | None) -> dict:
+    """Lower bounds on each phase from the measured ceilings (see the module docstring)."""
+    bw, rate = ceilings["copy_bandwidth_Bps"], ceilings["matmul_flops"]
+    P = [p for g in gens for p in g["prompt_tokens"]]
+    C = [c for g in gens for c in g["completion_tokens"]]
+    S = [p + c for p, c in zip(P, C)]
+    n_new = max(C) if C else 0
+    L, d_attn = shape["layers"], shape["heads"] * shape["head_dim"]
+    n_lin, n_head, n_audio = shape["text_layer_params"], shape["lm_head_params"], shape["audio_params"]
+    rows = len(P)
+    audio_rows_frames = rows * audio_frames_per_row
+    # generation
+    decoded_weights = (n_lin + n_head + lora_params) * elt_bytes
+    kv_per_token = L * 2 * shape["kv_heads"] * shape["head_dim"] * elt_bytes
+    kv_bytes = kv_per_token * sum(n_new * p + n_new * (n_new - 1) / 2 for p in P)
+    prefill_flops = 2 * n_lin * sum(P) + 2 * L * d_attn * sum(p * p for p in P) + 2 * n_audio * audio_rows_frames
+    gen_weights_floor = n_new * decoded_weights / bw
+    gen_full_floor = gen_weights_floor + kv_bytes / bw + prefill_flops / rate
+    # one forward over prompt + completion (log-prob passes; the loss forward)
+    lin = 2 * n_lin * sum(S)
+    head = 2 * n_head * sum(C)
+    attn = 2 * L * d_attn * sum(s * s for s in S)
+    audio = 2 * n_audio * audio_rows_frames
+    fwd = lin + head + attn + audio
+    # backward: trained weights 2x forward (input and weight gradients), frozen layers that the
+    # gradient crosses 1x, attention 2x; the audio tower sits below everything, so when it is
+    # frozen no gradient enters it. Checkpointing recomputes the checkpointed layers' forward.
+    w = 1 if lora else 2
+    bwd = w * (lin + head) + 2 * attn + (2 * audio if trainable_audio else 0)
+    recompute = (lin + attn + (audio if trainable_audio else 0)) if grad_ckpt else 0
+    out = {
+        "decoded_weight_bytes": decoded_weights, "kv_bytes_read": kv_bytes, "prefill_flops": prefill_flops,
+        "generation_floor_s": gen_weights_floor, "generation_floor_with_kv_prefill_s": gen_full_floor,
+        "logprob_pass_flops": fwd, "logprob_pass_floor_s": fwd / rate,
+        "loss_fwd_bwd_flops": fwd + bwd + recompute, "loss_fwd_bwd_floor_s": (fwd + bwd + recompute) / rate,
+        "loss_fwd_bwd_floor_no_recompute_s": (fwd + bwd) / rate,
+        "rows": rows, "prompt_tokens_mean": statistics.mean(P) if P else 0, "new_tokens": n_new,
+        "completion_tokens_total": sum(C), "sequence_tokens_total": sum(S),
+    }
+    if opt_bytes is not None:
+        out["optimizer_bytes"] = opt_bytes
+        out["optimizer_floor_s"] = opt_bytes / bw
+    return out
+
+
+def optimizer_bytes(optimizer) -> float | None:
+    """Bytes one AdamW step must move: read param, grad and states; write param and states."""
+    try:
+        total = 0
+        for group in optimizer.param_groups:
+            for prm in group["params"]:
+                if prm.grad is None and not optimizer.state.get(prm):
+                    continue
+                b = prm.numel() * prm.element_size()
+                total += 2 * b + b  # param read + write, grad read (grad dtype = param dtype here)
+                for v in optimizer.state.get(prm, {}).values():
+                    if hasattr(v, "numel") and v.numel() == prm.numel():
+                        total += 2 * v.numel() * v.element_size()
+        return float(total)
+    except Exception:  # an optimiser wrapper without plain state: no floor
+        return None
+
+
+# ---------------------------------------------------------------------------- one attempt
+
+def estimate_full_bytes(shape: dict, elt_bytes: int, adam_state_bytes: int) -> float:
+    """Full fine-tuning memory before activations: policy + reference copy + grads + AdamW states."""
+    trainable = shape["total_params"] - shape["vision_params"]
+    return (2 * shape["total_params"] * elt_bytes + trainable * (elt_bytes + adam_state_bytes))
+
+
+def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceilings: dict, log) -> dict:
+    import torch
+    from datasets import Dataset
+    import trl.trainer.grpo_trainer as trl_grpo
+
+    from tgsr.train.common import prepare_trainable
+    from tgsr.train.config import load_config, reward_spec
+    from tgsr.train.grpo import AudioGRPOTrainer
+
+    lora, micro = plan["mode"] == "lora", plan["micro_batch"]
+    rows_per_step = args.prompts * args.generations
+    ga = rows_per_step // micro
+    total_steps = args.warmup + args.steps
+    lm, original_ids = build_audio_lm(args, device, dtype, work / "model")
+    shape = model_shape(lm.model)
+    log(f"model: {shape['total_params'] / 1e9:.3f} B parameters (text {shape['text_params'] / 1e9:.3f} B, "
+        f"audio {shape['audio_params'] / 1e9:.3f} B, vision {shape['vision_params'] / 1e9:.3f} B frozen), "
+        f"{str(dtype).replace('torch.', '')} on {device}")
+    eos = [int(e) for e in lm.eos_token_ids]
+    extra = {
+        "tgsr.model": str(work / "model"), "tgsr.ref_model": str(work / "model"), "tgsr.train_file": "in-memory",
+        "tgsr.lora": lora,
+        "tgsr.lora_r": args.lora_r, "tgsr.lora_alpha": 2 * args.lora_r, "tgsr.attn_implementation": args.attn,
+        # the audio guard keeps every sampling logit of one generation batch: warm-up step only
+        "tgsr.logprob_check_steps": 1 if (not args.no_logprob_check and args.warmup >= 1) else 0,
+        "output_dir": str(work / "run"), "per_device_train_batch_size": micro, "gradient_accumulation_steps": ga,
+        "num_generations": args.generations, "num_iterations": args.num_iterations,
+        "max_completion_length": args.new_tokens, "max_steps": total_steps * args.num_iterations,
+        "logging_steps": 1, "save_strategy": "no", "seed": args.seed, "disable_tqdm": True, "report_to": "none",
+        "bf16": dtype == torch.bfloat16, "fp16": False, "activation_checkpointing": not args.no_grad_ckpt,
+        "dataloader_num_workers": 0, "log_completions": False,
+        # EOS ignored: end tokens join the suppressed placeholders, so every row decodes the full length
+        "generation_kwargs": {**args.generation_kwargs, "suppress_tokens": eos},
+    }
+    if device.type == "cpu":
+        extra["use_cpu"] = True
+    recipe = None if args.recipe.lower() == "none" else args.recipe
+    if recipe is None:
+        extra.update(PAPER_GRPO)
+    trainer_args, tg = load_config("grpo", recipe, [], extra=extra)
+    _, peft_config, params = prepare_trainable(lm.model, tg, trainer_args, wrap_lora=False)
+    funcs, weights = reward_spec(tg.rewards)
+    # A random model's gibberish scores 0 on the paper's rewards for every completion: zero
+    # advantages, an all-zero loss gradient, and backward/AdamW timed on zeros. A benchmark-only
+    # reward (a hash of each completion's token ids) keeps the group advantages non-zero.
+    funcs, weights = list(funcs) + [varied_reward], list(weights) + [1.0]
+    trainer_args.reward_weights = weights
+    n_clips = args.prompts * total_steps  # a fresh clip per prompt per step: a cold feature cache, as in an epoch
+    with clock_phase(clock) as t_data:
+        paths = write_clips(work / "audio", n_clips, args.audio_seconds, args.seed)
+    log(f"wrote {n_clips} clips of {args.audio_seconds:g} s in {t_data():.1f} s")
+    policy = lm.model
+    original_create = trl_grpo.create_model_from_path
+    # The reference policy of a full fine-tune: TRL loads it from the checkpoint folder; random
+    # weights have no checkpoint, so it gets an identical copy of the policy (same compute).
+    trl_grpo.create_model_from_path = lambda *a, **k: copy.deepcopy(policy)
+    try:
+        trainer = AudioGRPOTrainer(lm, funcs, trainer_args, Dataset.from_list(grpo_rows(paths)),
+                                   ref_model=str(work / "model"), peft_config=peft_config,
+                                   feature_cache=True, logprob_check_steps=tg.logprob_check_steps,
+                                   logprob_check_tol=float("inf"))
+    finally:
+        trl_grpo.create_model_from_path = original_create
+    generate_every = trainer.args.steps_per_generation * trainer.num_iterations
+    old_expected = trainer.args.gradient_accumulation_steps % generate_every != 0
+    ckpt = bool(getattr(trainer.args, "activation_checkpointing", None) or trainer.args.gradient_checkpointing)
+    rec = StepRecorder(clock, device)
+    rec.inject_oom = plan.get("inject_oom", False)
+    instrument(trainer, rec, old_expected=old_expected, beta=trainer.beta,
+               untimed_steps=args.warmup * trainer.num_iterations, deadline=args.deadline)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    lora_params = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
+    trainable_audio = any(p.requires_grad for p in _module(trainer.accelerator.unwrap_model(trainer.model),
+                                                           "audio_tower").parameters())
+    log(f"trainer: mode={plan['mode']} micro_batch={micro} grad_accum={ga} steps_per_generation="
+        f"{trainer.args.steps_per_generation} num_iterations={trainer.num_iterations} old_pass={old_expected} "
+        f"ref={'copy of the policy' if trainer.ref_model is not None else 'adapter disabled'} "
+        f"trainable={trainable / 1e6:.1f} M grad_ckpt={ckpt} lr={trainer.args.learning_rate:g} beta={trainer.beta:g} "
+        f"temperature={trainer.temperature:g} recipe={recipe}")
+    t0 = clock.now()
+    trainer.train()
+    train_s = clock.now() - t0
+    opt_bytes = optimizer_bytes(trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer")
+                                else trainer.optimizer)
+    # Group optimiser steps into generation cycles (one generation + num_iterations steps).
+    cycles = []
+    per = trainer.num_iterations
+    for i in range(0, len(rec.steps) - len(rec.steps) % per, per):
+        group = [summarise_step(s) for s in rec.steps[i:i + per]]
+        merged = {k: sum(g[k] for g in group) for k in group[0]}
+        gens = [g for s in rec.steps[i:i + per] for g in s["generations"]]
+        peaks = {}
+        for s in rec.steps[i:i + per]:
+            for k, v in s["peaks_gib"].items():
+                peaks[k] = max(peaks.get(k, 0.0), v)
+        cycles.append({"phases": merged, "generations": gens, "peaks_gib": peaks})
+    timed = cycles[args.warmup:]
+    if not timed:
+        raise RuntimeError(f"no timed steps recorded ({len(rec.steps)} optimiser steps seen)")
+    med = {k: statistics.median(c["phases"][k] for c in timed) for k in timed[0]["phases"]}
+    spread = {k: (min(c["phases"][k] for c in timed), max(c["phases"][k] for c in timed)) for k in med}
+    gens = timed[0]["generations"]
+    comp = [c for g in gens for c in g["completion_tokens"]]
+    eos_ignored = bool(comp) and all(c == args.new_tokens for c in comp)
+    audio_frames = int(round(args.audio_seconds * 16000 / 160)) // 2  # encoder frames after the stride-2 conv
+    fl = floors(shape, gens, ceilings, elt_bytes=torch.finfo(dtype).bits // 8, lora=lora,
+                grad_ckpt=ckpt, audio_frames_per_row=audio_frames,
+                trainable_audio=trainable_audio, lora_params=lora_params, opt_bytes=opt_bytes)
+    checks = list(trainer.logprob_checks)
+    result = {
+        "mode": plan["mode"], "reason": plan["reason"], "micro_batch": micro, "grad_accum": ga,
+        "num_iterations": trainer.num_iterations, "old_pass_runs": old_expected,
+        "reference": "copy of the policy" if trainer.ref_model is not None else "LoRA adapter disabled",
+        "grad_ckpt": ckpt, "trainable_params": trainable, "recipe": recipe,
+        "hyperparameters": {"learning_rate": trainer.args.learning_rate, "beta": trainer.beta,
+                            "temperature": trainer.temperature,
+                            "lr_scheduler_type": _name(trainer.args.lr_scheduler_type),
+                            "optim": _name(trainer.args.optim), "max_grad_norm": trainer.args.max_grad_norm,
+                            "loss_type": trainer.args.loss_type},
+        "lora_params": lora_params, "trainable_audio_encoder": trainable_audio, "params_summary": params,
+        "shape": shape, "config_token_ids_remapped_from": original_ids, "eos_ignored": eos_ignored,
+        "median_s": med, "min_max_s": spread, "per_cycle": [c["phases"] for c in cycles],
+        "peaks_gib": timed[-1]["peaks_gib"], "timed_steps": len(timed), "stopped_early": rec.stopped_early,
+        "floors": fl, "logprob_checks": checks, "train_s": train_s,
+        "feature_cache": trainer.feature_cache.stats(),
+        "tokens_per_s_generation": fl["completion_tokens_total"] / med["generation"] if med["generation"] else None,
+    }
+    return result
+
+
+def _name(value) -> str:
+    return str(getattr(value, "value", value))
+
+
+@contextlib.contextmanager
+def clock_phase(clock: Clock):
+    t0 = clock.now()
+    box = {}
+    yield lambda: box.setdefault("t", clock.now() - t0)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def plans_for(args, shape_estimate: float | None, total_mem: float | None) -> list[dict]:
+    """The attempts in order: full fine-tuning where asked for (auto: where the estimate fits),
+    then LoRA with the micro-batch halved after each out-of-memory error (--no-fallback: the
+    first attempt only)."""
+    reason = "requested"
+    full = args.mode == "full"
+    if args.mode == "auto":
+        full = True
+        reason = "auto"
+        if shape_estimate is not None and total_mem is not None:
+            # ~12 GiB and 10% of the card kept for activations, KV cache and the allocator's slack
+            full = shape_estimate + 12 * GiB < 0.9 * total_mem
+            reason = (f"auto: full fine-tuning needs ~{shape_estimate / GiB:.0f} GiB before activations (bf16 policy"
+                      f" + reference + grads + AdamW states) on a {total_mem / GiB:.0f} GiB card")
+    ladder = [{"mode": "full", "micro_batch": args.micro_batch, "reason": reason}] if full else []
+    rows = args.prompts * args.generations
+    mb = args.micro_batch
+    while mb >= 1:
+        ladder.append({"mode": "lora", "micro_batch": mb,
+                       "reason": reason if not full else "fallback after out-of-memory in full fine-tuning"})
+        nxt = mb // 2
+        while nxt > 1 and rows % nxt:
+            nxt -= 1
+        mb = nxt
+    return ladder[:1] if args.no_fallback else ladder
+
+
+# ---------------------------------------------------------------------------- report
+
+def fmt_s(x):
+    return "-" if x is None else f"{x:.3f}"
+
+
+def fmt_rate(x: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if x >= scale:
+            return f"{x / scale:.2f} {prefix}{unit}"
+    return f"{x:.0f} {unit}"
+
+
+def table(res: dict, ceilings: dict, env: dict, args) -> str:
+    med, fl = res["median_s"], res["floors"]
+    bw, rate = ceilings["copy_bandwidth_Bps"], ceilings["matmul_flops"]
+    n_timed = res["timed_steps"]
+    lines = [
+        f"card: {env['device_name']} | torch {env['torch']} | transformers {env['transformers']} | trl {env['trl']}",
+        f"mode: {res['mode']} ({res['reason']}); micro-batch {res['micro_batch']} x {res['grad_accum']} accumulation; "
+        f"grad ckpt {'on' if res['grad_ckpt'] else 'off'}; reference: {res['reference']}"
+        + (f"; generation_kwargs {json.dumps(args.generation_kwargs)}" if args.generation_kwargs else ""),
+        f"step: {args.prompts} prompts x G={args.generations}, {args.audio_seconds:g} s audio, "
+        f"{fl['prompt_tokens_mean']:.0f} prompt tokens (mean), {fl['new_tokens']} new tokens "
+        f"({'EOS ignored: every row full length' if res['eos_ignored'] else 'WARNING: some rows ended early'}); "
+        f"median of {n_timed} steps after {args.warmup} warm-up"
+        + (" (stopped early to fit --time-budget)" if res["stopped_early"] else ""),
+        f"ceilings: copy {fmt_rate(bw, 'B/s')} (read+write), {ceilings['matmul_dtype']} matmul "
+        f"{fmt_rate(rate, 'FLOP/s')} ({ceilings['matmul_n']}^3, random data)",
+        "",
+        f"{'phase':<26}{'median s':>10}{'floor s':>10}{'x floor':>9}  floor basis",
+    ]
+
+    def row(name, t, floor, basis):
+        ratio = f"{t / floor:.1f}" if floor and t else "-"
+        lines.append(f"{name:<26}{fmt_s(t):>10}{fmt_s(floor):>10}{ratio:>9}  {basis}")
+
+    row("feature extraction (CPU)", med["features"], None, f"log-mel of {args.prompts} new clips, CPU")
+    row("generation", med["generation"], fl["generation_floor_s"],
+        f"{fl['new_tokens']} x {fl['decoded_weight_bytes'] / 1e9:.2f} GB weights / copy bw "
+        f"(+KV+prefill: {fl['generation_floor_with_kv_prefill_s']:.3f} s)")
+    if res["old_pass_runs"]:
+        row("old log-probs", med["old_logprobs"], fl["logprob_pass_floor_s"], "forward FLOPs / matmul rate")
+    else:
+        lines.append(f"{'old log-probs':<26}{'skipped':>10}{'':>10}{'':>9}  on-policy: TRL reuses the detached "
+                     "policy log-probs (--num-iterations 2 runs it)")
+    row("ref log-probs", med["ref_logprobs"], fl["logprob_pass_floor_s"], "forward FLOPs / matmul rate")
+    row("loss forward", med["loss_forward"], None, "")
+    row("loss backward", med["loss_backward"], None, "")
+    row("loss fwd+bwd", med["loss_fwd_bwd"], fl["loss_fwd_bwd_floor_s"],
+        f"{fl['loss_fwd_bwd_flops'] / 1e12:.3g} TFLOP / matmul rate"
+        + (" (incl. ckpt recompute)" if res["grad_ckpt"] else ""))
+    row("optimizer", med["optimizer"], fl.get("optimizer_floor_s"),
+        f"clip+AdamW+zero_grad; AdamW alone {med['adamw_step']:.3f} s; bytes / copy bw")
+    row("other (tokenize, reward)", med["other"], None, "")
+    if med.get("logprob_check"):
+        row("logprob check", med["logprob_check"], None, "tgsr audio guard")
+    peak = max(res["peaks_gib"].values(), default=0.0)
+    row("step total", med["step"], None, f"peak {peak:.1f} GiB allocated" if peak else "")
+    hp = res["hyperparameters"]
+    lines.append(f"recipe: {res['recipe'] or 'none (paper values)'}: lr {hp['learning_rate']:g}, beta {hp['beta']:g}, "
+                 f"temperature {hp['temperature']:g}, {hp['optim']}, loss {hp['loss_type']}")
+    peaks = res["peaks_gib"]
+    if any(peaks.values()):
+        lines.append("peak GiB allocated: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(peaks.items())))
+    if res["logprob_checks"]:
+        c = res["logprob_checks"][0]
+        lines.append(f"audio guard (warm-up step): training pass vs sampling log-probs, max |diff| {c['max']:.3g}, "
+                     f"mean {c['mean']:.3g} over {c['tokens']:.0f} tokens")
+    if res["tokens_per_s_generation"]:
+        lines.append(f"generation throughput: {res['tokens_per_s_generation']:.0f} tokens/s over "
+                     f"{fl['rows']} rows")
+    return "\n".join(lines)
+
+
+def environment(device) -> dict:
+    import torch
+    import transformers
+
+    env = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+           "device": str(device)}
+    for name in ("trl", "peft", "accelerate", "datasets"):
+        try:
+            env[name] = __import__(name).__version__
+        except Exception as e:  # reported, not fatal here: the trainer import fails later with the cause
+            env[name] = f"unavailable ({type(e).__name__})"
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(device_name=props.name, capability=f"{props.major}.{props.minor}",
+                   total_memory_gib=props.total_memory / GiB, multiprocessors=props.multi_processor_count,
+                   cuda=torch.version.cuda)
+    else:
+        env.update(device_name=f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                               f"{torch.get_num_threads()} torch threads)")
+    return env
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    import torch
+
+    if not torch.cuda.is_available() and not args.smoke:
+        print("error: no CUDA device; this benchmark needs a GPU (use --smoke for the CPU check of the code path)",
+              file=sys.stderr)
+        return 2
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.time_budget is None and device.type == "cuda" and not args.smoke:
+        args.time_budget = 420.0
+    args.deadline = t_start + args.time_budget if args.time_budget else None
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    log = lambda msg: print(f"[gpu_grpo_step] {msg}", flush=True)  # noqa: E731
+    env = environment(device)
+    log(f"device: {env['device_name']}; torch {env['torch']}, transformers {env['transformers']}, trl {env['trl']}, "
+        f"peft {env['peft']}")
+    clock = Clock(device)
+    with clock_phase(clock) as t_ceil:
+        ceilings = measure_ceilings(device, args.copy_gib, args.matmul_n, dtype)
+    log(f"ceilings ({t_ceil():.1f} s): copy {fmt_rate(ceilings['copy_bandwidth_Bps'], 'B/s')}, matmul "
+        f"{fmt_rate(ceilings['matmul_flops'], 'FLOP/s')}")
+
+    estimate = total_mem = None
+    if device.type == "cuda":
+        from tgsr.models.tiny import build_tokenizer
+        from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+        cfg, _ = thinker_config(args.config, build_tokenizer("qwen2.5-omni"), args.smoke, args.text_layers)
+        with torch.device("meta"):
+            meta_shape = model_shape(Qwen2_5OmniThinkerForConditionalGeneration._from_config(cfg))
+        estimate = estimate_full_bytes(meta_shape, 2, 4)
+        total_mem = torch.cuda.get_device_properties(device).total_memory
+    ladder = plans_for(args, estimate, total_mem)
+    attempts, result = [], None
+    with tempfile.TemporaryDirectory(prefix="tgsr-gpu-grpo-") as tmp:
+        for i, plan in enumerate(ladder):
+            plan = {**plan, "inject_oom": i < args.inject_oom}
+            log(f"attempt {i + 1}: mode={plan['mode']} micro_batch={plan['micro_batch']} ({plan['reason']})")
+            work = Path(tmp) / f"attempt{i + 1}"
+            try:
+                result = run_attempt(args, device, dtype, work, plan, clock, ceilings, log)
+                attempts.append({**plan, "outcome": "ok"})
+                break
+            except Exception as e:  # noqa: BLE001 - out-of-memory moves down the ladder, anything else stops
+                oom = _is_oom(e)
+                attempts.append({**plan, "outcome": "out of memory" if oom else f"error: {type(e).__name__}: {e}"})
+                if not oom or args.no_fallback:
+                    traceback.print_exc()
+                    _write_json(args, {"env": env, "ceilings": ceilings, "attempts": attempts, "args": vars(args)})
+                    return 1
+                log(f"out of memory in attempt {i + 1} ({plan['mode']}, micro-batch {plan['micro_batch']}); "
+                    "moving down the ladder")
+            finally:
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+    if result is None:
+        log("every attempt ran out of memory; try --text-layers N for a smaller shape")
+        _write_json(args, {"env": env, "ceilings": ceilings, "attempts": attempts, "args": vars(args)})
+        return 1
+    if len(attempts) > 1:
+        result["reason"] = (f"{result['reason']}; fell back after out-of-memory in: "
+                            + ", ".join(f"{a['mode']}/mb{a['micro_batch']}" for a in attempts[:-1]))
+    record = {"env": env, "ceilings": ceilings, "attempts": attempts, "result": result, "args": vars(args),
+              "smoke": args.smoke}
+    path = _write_json(args, record)
+    if path:
+        log(f"full record: {path}")
+    print()
+    print(table(result, ceilings, env, args))
+    return 0
+
+
+def _write_json(args, record: dict) -> str | None:
+    path = args.json or (os.path.join(os.environ["OUT"], "gpu_grpo_step.json") if os.environ.get("OUT") else None)
+    if not path:
+        return None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""What every training stage does the same way: load the model, choose what trains, save.
+
+- ``load_audio_lm``: the family adapter (``tgsr.models.load_model``) in the dtype the trainer
+  computes in (float32 on CPU, bfloat16 where bf16 is on).
+- ``prepare_trainable``: freeze the vision tower (never used for speech), optionally the
+  audio encoder; wrap in LoRA (PEFT) or leave everything trainable; gradient checkpointing.
+- ``save_processing``: tokenizer, feature extractor and processor next to the weights, so a
+  checkpoint folder is a complete model folder that ``load_model`` opens.
+- ``resume_checkpoint``: the last ``checkpoint-N`` folder of a run, for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import TgsrError
+
+log = logging.getLogger(__name__)
+
+
+def compute_dtype(trainer_args, tgsr_args) -> torch.dtype:
+    if tgsr_args.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise TgsrError(f"tgsr.dtype must be auto, float32, bfloat16 or float16, got {tgsr_args.dtype!r}")
+    if tgsr_args.dtype != "auto":
+        return getattr(torch, tgsr_args.dtype)
+    if getattr(trainer_args, "bf16", False):
+        return torch.bfloat16
+    if getattr(trainer_args, "fp16", False):
+        return torch.float16
+    return torch.float32
+
+
+def load_audio_lm(path: str, tgsr_args, trainer_args=None):
+    from ..models import load_model
+
+    if not Path(path).exists():
+        raise TgsrError(f"{path}: model folder not found (build a tiny one with `tgsr model tiny`, "
+                        "or point tgsr.model at a downloaded checkpoint)")
+    dtype = compute_dtype(trainer_args, tgsr_args) if trainer_args is not None else torch.float32
+    return load_model(path, family=tgsr_args.family, dtype=dtype,
+                      attn_implementation=tgsr_args.attn_implementation)
+
+
+def _modules_named(model: torch.nn.Module, names: tuple[str, ...]) -> list[tuple[str, torch.nn.Module]]:
+    out = []
+    for name, module in model.named_modules():
+        last = name.rsplit(".", 1)[-1]
+        if last in names and not any(name.startswith(p + ".") for p, _ in out):
+            out.append((name, module))
+    return out
+
+
+def audio_encoder_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    return _modules_named(model, ("audio_tower",))
+
+
+def freeze(modules: list[tuple[str, torch.nn.Module]]) -> int:
+    n = 0
+    for _, m in modules:
+        for p in m.parameters():
+            if p.requires_grad:
+                p.requires_grad_(False)
+                n += p.numel()
+    return n
+
+
+def prepare_trainable(model: torch.nn.Module, tgsr_args, trainer_args=None, *, wrap_lora: bool = True):
+    """Set requires_grad per the config. Returns (model, peft_config or None, summary dict).
+
+    With ``wrap_lora=False`` the LoRA config is returned unapplied (TRL's GRPOTrainer wraps
+    the model itself and then uses the adapter-disabled model as the reference).
+    """
+    vision = _modules_named(model, ("visual", "vision_tower"))
+    frozen_vision = freeze(vision)  # speech training never feeds images: keep DDP free of unused grads
+    frozen_audio = 0
+    if tgsr_args.freeze_audio_encoder:
+        enc = audio_encoder_modules(model)
+        if not enc:
+            raise TgsrError("tgsr.freeze_audio_encoder is set but the model has no `audio_tower` module")
+        frozen_audio = freeze(enc)
+    peft_config = None
+    if tgsr_args.lora:
+        from peft import LoraConfig
+
+        targets = tgsr_args.lora_target_modules
+        if not any(re.fullmatch(targets, n) for n, _ in model.named_modules()):
+            raise TgsrError(f"tgsr.lora_target_modules {targets!r} matches no module of {type(model).__name__}")
+        peft_config = LoraConfig(r=tgsr_args.lora_r, lora_alpha=tgsr_args.lora_alpha,
+                                 lora_dropout=tgsr_args.lora_dropout, target_modules=targets,
+                                 bias="none", task_type="CAUSAL_LM")
+        if wrap_lora:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+    if trainer_args is not None and (getattr(trainer_args, "activation_checkpointing", False)
+                                     or getattr(trainer_args, "gradient_checkpointing", False)):
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()  # checkpointing with frozen embeddings needs grads on the inputs
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    summary = {"trainable_parameters": trainable, "total_parameters": total,
+               "frozen_vision_parameters": frozen_vision, "frozen_audio_parameters": frozen_audio,
+               "lora": bool(tgsr_args.lora)}
+    return model, peft_config, summary
+
+
+def save_processing(audio_lm, out_dir: str | Path) -> None:
+    """Everything besides the weights that ``load_model`` needs to reopen the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    audio_lm.tokenizer.save_pretrained(out)
+    if audio_lm.feature_extractor is not None:
+        audio_lm.feature_extractor.save_pretrained(out)
+    if audio_lm.processor is not None:
+        audio_lm.processor.save_pretrained(out)
+    src = Path(audio_lm.name_or_path or "")
+    for extra in ("tgsr_tiny.json", "chat_template.jinja"):
+        if (src / extra).exists() and not (out / extra).exists():
+            (out / extra).write_bytes((src / extra).read_bytes())
+
+
+class SaveProcessingMixin:
+    """For Trainer subclasses with an ``audio_lm``: every checkpoint is a complete model folder
+    (weights in safetensors plus tokenizer, feature extractor and processor)."""
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save:
+            save_processing(self.audio_lm, output_dir or self.args.output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Resume through ``from_pretrained``: these models save their weights under the original
+        checkpoint names (``audio_tower.*``, ``model.layers.*``), which the Trainer's plain
+        ``load_state_dict`` does not map back, so it would resume from untouched weights."""
+        model = model if model is not None else self.model
+        target = self.accelerator.unwrap_model(model)
+        single_file = (Path(resume_from_checkpoint) / "model.safetensors").is_file()
+        sharded = (Path(resume_from_checkpoint) / "model.safetensors.index.json").is_file()
+        if hasattr(target, "peft_config") or not (single_file or sharded):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model=model)
+        fresh = type(target).from_pretrained(resume_from_checkpoint, dtype=target.dtype, device_map=None)
+        result = target.load_state_dict(fresh.state_dict(), strict=False)
+        bad = [k for k in result.missing_keys if not k.endswith("rotary_emb.inv_freq")] + list(result.unexpected_keys)
+        if bad:
+            raise TgsrError(f"{resume_from_checkpoint}: checkpoint does not match the model: {bad[:5]}")
+        del fresh
+
+
+def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> Path:
+    """Final weights (LoRA merged in) plus processing files: a folder ``load_model`` opens.
+
+    Afterwards ``audio_lm.model`` is the trained (merged) model, ready for evaluation."""
+    out = Path(out_dir)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    audio_lm.model = model
+    if trainer.accelerator.is_main_process:
+        model.save_pretrained(out)
+        save_processing(audio_lm, out)
+    trainer.accelerator.wait_for_everyone()
+    return out
+
+
+def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
+    if not resume:
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(output_dir)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if last is None:
+        raise TgsrError(f"--resume: no checkpoint-N folder in {out}; nothing to resume (set save_steps so the run "
+                        "saves checkpoints)")
+    return last
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short hash of every parameter: equal on all ranks when data-parallel training is in sync."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def rank_digests(trainer) -> list[str]:
+    """The weights digest of every process (gathered), in rank order."""
+    from accelerate.utils import gather_object
+
+    return gather_object([weights_digest(trainer.accelerator.unwrap_model(trainer.model))])
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+__all__ = ["SaveProcessingMixin", "compute_dtype", "load_audio_lm", "prepare_trainable", "audio_encoder_modules", "save_processing",
+           "save_model_folder", "resume_checkpoint", "write_json", "weights_digest", "rank_digests"]

@@ -1,0 +1,363 @@
+"""Stage 2: GRPO with R = R_answer + R_tg on audio-language models, through TRL.
+
+``AudioGRPOTrainer`` subclasses TRL's ``GRPOTrainer``. TRL hands multimodal tensors to
+``generate`` but its log-prob passes only know image keys, so on an audio model the
+old-policy, reference and policy log-probs would silently run *without the audio*. This
+subclass carries the audio through every forward pass:
+
+- each row of a generation batch gets an ``_AudioRow`` (its clip and that clip's features,
+  from a per-clip ``FeatureCache``); the list travels in the batch dict as ``audio_rows``,
+  so TRL's own shuffle and split keep every row paired with its audio;
+- ``_tokenize_prompts`` builds the prompts with the model adapter (audio placeholders
+  expanded to the clip's token count) and returns the audio tensors for ``generate``;
+- ``_get_per_token_logps_and_entropies`` collates the audio of exactly the rows it scores;
+  it raises when it is called without them instead of scoring text only;
+- ``_generate_single_turn`` generates with the audio/vision placeholders suppressed and, for
+  the first ``logprob_check_steps`` generation batches, records the sampling log-probs and
+  checks that the trainer's log-prob pass reproduces them (``audio/logprob_gap``); a gap
+  above ``logprob_check_tol`` stops the run, since it means the training passes do not see
+  what generation saw.
+
+Features are computed once per clip and shared by the G samples and every log-prob pass;
+with ``feature_cache=False`` they are recomputed for every row and every pass (the baseline
+of ``benchmarks/bench_grpo_step.py``). With a frozen audio encoder (``encoder_cache=True``,
+the default) its outputs are also computed once per clip per generation batch and reused
+by every forward of the step (``tgsr.train.encoder_cache``); a trainable encoder is never
+cached.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+from trl.models import unwrap_model_for_generation
+from trl.trainer.utils import pad
+
+from ..errors import TgsrError
+from .common import SaveProcessingMixin
+from .datasets import clean_conversation
+from .encoder_cache import install_encoder_caches
+from .features import FeatureCache
+
+log = logging.getLogger(__name__)
+
+
+def collate_audio(audio_lm, features: list) -> dict[str, torch.Tensor]:
+    """Batch per-clip feature dicts in row order with the adapter's own padding rules."""
+    collate = getattr(audio_lm, "collate_audio", None) or audio_lm._collate_audio
+    return collate(features)
+
+
+class _AudioRow:
+    """One row of a generation batch: its clip and (when caching) that clip's features."""
+
+    __slots__ = ("path", "features")
+
+    def __init__(self, path: str, features: Any = None):
+        self.path = path
+        self.features = features
+
+    def __repr__(self) -> str:
+        return f"_AudioRow({self.path!r}, cached={self.features is not None})"
+
+
+class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
+    """TRL's GRPOTrainer with the audio in generation, old-policy, reference and policy passes.
+
+    ``audio_lm`` is a ``tgsr.models.AudioLM``; dataset rows need ``prompt`` (a conversation
+    with one ``{"type": "audio"}`` item) and ``audio`` (a file path); every other column is
+    passed to the reward functions. ``ref_model`` is the path of the reference policy for the
+    KL term (the paper: the Stage-1 checkpoint); it defaults to the policy's own folder.
+    """
+
+    def __init__(self, audio_lm, reward_funcs, args: GRPOConfig, train_dataset, eval_dataset=None, *,
+                 ref_model: str | None = None, peft_config=None, callbacks=None, feature_cache: bool = True,
+                 feature_cache_size: int = 4096, logprob_check_steps: int = 1,
+                 logprob_check_tol: float | None = None, encoder_cache: bool = True):
+        if args.use_vllm or args.use_transformers_continuous_batching:
+            raise TgsrError("AudioGRPOTrainer generates with transformers `generate`; vLLM and continuous "
+                            "batching do not take tgsr's audio features")
+        self.audio_lm = audio_lm
+        self.feature_cache = FeatureCache(audio_lm.featurize_one, enabled=feature_cache,
+                                          max_clips=feature_cache_size)
+        self.logprob_check_steps = int(logprob_check_steps)
+        full_precision = not (args.bf16 or args.fp16) and audio_lm.model.dtype == torch.float32
+        self.logprob_check_tol = logprob_check_tol if logprob_check_tol is not None else (
+            1e-4 if full_precision else 5e-2)
+        self.logprob_checks: list[dict[str, float]] = []
+        self.last_logprob_check: dict[str, torch.Tensor] | None = None
+        self._active_rows: list[_AudioRow] | None = None
+        self._record_sampling = False
+        self._generation_batches = 0
+
+        # A sampled placeholder token would have no features behind it at the next forward.
+        gen_kwargs = dict(args.generation_kwargs or {})
+        suppress = set(gen_kwargs.get("suppress_tokens") or []) | set(audio_lm.suppress_token_ids)
+        gen_kwargs["suppress_tokens"] = sorted(int(t) for t in suppress)
+        args.generation_kwargs = gen_kwargs
+
+        model = audio_lm.model
+        # TRL builds the reference policy from `config._name_or_path`: point it at the reference folder.
+        original_name = model.config._name_or_path
+        ref_path = str(ref_model) if ref_model else original_name
+        if args.beta != 0.0 and peft_config is None:
+            if not ref_path or not Path(ref_path).is_dir():
+                raise TgsrError(f"beta={args.beta} needs a reference model folder; got {ref_path!r} (pass "
+                                "tgsr.ref_model, e.g. the Stage-1 checkpoint)")
+            model.config._name_or_path = ref_path
+        try:
+            super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
+                             eval_dataset=eval_dataset, processing_class=audio_lm.tokenizer,
+                             peft_config=peft_config, callbacks=callbacks)
+        finally:
+            model.config._name_or_path = original_name
+        if self.ref_model is not None:
+            self.ref_model.config._name_or_path = ref_path
+        # Frozen audio towers (policy and reference, each its own memo) encode each clip once per
+        # generation batch; a tower with a trainable parameter is left alone.
+        # The reference policy never trains: mark it so, which lets its tower be cached too.
+        if self.ref_model is not None and encoder_cache:
+            self.ref_model.requires_grad_(False)
+        self.encoder_caches = install_encoder_caches([self.model, self.ref_model]) if encoder_cache else []
+
+    # ------------------------------------------------------------------ audio per row
+    def _row(self, example: dict) -> _AudioRow:
+        path = example.get("audio")
+        if not path:
+            raise TgsrError(f"row {example.get('id', '?')}: no 'audio' column; AudioGRPOTrainer needs a clip per row")
+        if self.feature_cache.enabled:
+            return _AudioRow(path, self.feature_cache.get(path))
+        return _AudioRow(path)
+
+    def _features(self, row: _AudioRow):
+        return row.features if row.features is not None else self.feature_cache.get(row.path)
+
+    def _require_rows(self, n: int) -> list[_AudioRow]:
+        rows = self._active_rows
+        if rows is None:
+            raise TgsrError("internal: a forward pass was requested without its audio rows; refusing to score "
+                            "text without audio")
+        if len(rows) != n:
+            raise TgsrError(f"internal: {n} sequences but {len(rows)} audio rows; audio and prompts would mis-pair")
+        return rows
+
+    def audio_inputs(self, rows: list[_AudioRow]) -> dict[str, torch.Tensor]:
+        """The audio tensors of ``rows``, in row order, ready for ``model(**...)``."""
+        return collate_audio(self.audio_lm, [self._features(r) for r in rows])
+
+    # ------------------------------------------------------------------ TRL hooks
+    def _generate_and_score_completions(self, inputs):
+        hits0, misses0 = self.feature_cache.hits, self.feature_cache.misses
+        for cache in self.encoder_caches:
+            cache.clear()  # outputs live for one generation batch: its G copies and all of its passes
+        enc0 = sum(c.misses for c in self.encoder_caches)
+        rows = [self._row(x) for x in inputs]
+        self._record_sampling = self._generation_batches < self.logprob_check_steps
+        self._generation_batches += 1
+        self._active_rows = rows
+        try:
+            output = super()._generate_and_score_completions(inputs)
+            sampling = output.pop("sampling_per_token_logps", None)
+            if sampling is not None:
+                self._check_logprobs(output, sampling)
+        finally:
+            self._active_rows = None
+            self._record_sampling = False
+            self.feature_cache.end_step()
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["audio/feature_cache_hits"].append(float(self.feature_cache.hits - hits0))
+        self._metrics[mode]["audio/feature_cache_misses"].append(float(self.feature_cache.misses - misses0))
+        if self.encoder_caches:
+            self._metrics[mode]["audio/encoder_runs"].append(float(sum(c.misses for c in self.encoder_caches) - enc0))
+        output["audio_rows"] = rows
+        return output
+
+    def _tokenize_prompts(self, prompts: list):
+        rows = self._require_rows(len(prompts))
+        conversations = [clean_conversation(p) for p in prompts]
+        enc = self.audio_lm.build_inputs([self._features(r) for r in rows], conversations,
+                                         add_generation_prompt=True)
+        ids, mask = enc["input_ids"].cpu(), enc["attention_mask"].cpu().bool()
+        prompt_ids = [r[m].tolist() for r, m in zip(ids, mask)]
+        audio = {k: enc[k] for k in self.audio_lm.audio_keys if k in enc}
+        if not audio:
+            raise TgsrError("the model adapter returned no audio tensors for an audio batch")
+        return prompt_ids, None, audio
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
+                              has_tool_images=False):
+        device = self.accelerator.device
+        pad_id = self._tokenizer.pad_token_id
+        prompts = [torch.tensor(ids) for ids in prompt_ids]
+        input_ids = pad(prompts, padding_value=pad_id, padding_side="left",
+                        pad_to_multiple_of=self.pad_to_multiple_of).to(device)
+        attention_mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left",
+                             pad_to_multiple_of=self.pad_to_multiple_of).to(device)
+        gen_inputs = {"input_ids": input_ids, "attention_mask": attention_mask,
+                      **{k: v.to(device) for k, v in multimodal_fields.items()}}
+        record = self._record_sampling
+        generation_config = copy.copy(self.generation_config)
+        generation_config.return_dict_in_generate = True
+        generation_config.output_logits = record
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped, self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                generation_kwargs=self.generation_kwargs,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped_model,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            out = unwrapped_model.generate(**gen_inputs, generation_config=generation_config)
+        completion_ids = out.sequences[:, input_ids.size(1):]
+        is_eos = torch.isin(completion_ids, torch.tensor(self.eos_token_ids, device=completion_ids.device))
+        after_eos = (torch.cumsum(is_eos.long(), dim=1) - is_eos.long()) > 0
+        keep = ~after_eos  # up to and including the first end token
+        ids_list = [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu())]
+        logprobs = None
+        if record:
+            # Sampling distribution = softmax(raw logits / T), as TRL's log-prob pass computes it.
+            logits = torch.stack(out.logits, dim=1).float() / self.temperature
+            lp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+            logprobs = [row[m].tolist() for row, m in zip(lp.cpu(), keep.cpu())]
+        return ids_list, logprobs
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                           batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                           **image_kwargs):
+        if any(v is not None for v in image_kwargs.values()):
+            raise TgsrError("AudioGRPOTrainer does not take image inputs")
+        rows = self._require_rows(input_ids.size(0))
+        batch_size = batch_size or input_ids.size(0)
+        all_logps, all_entropies, all_aux = [], [], []
+        for start in range(0, input_ids.size(0), batch_size):
+            end = min(start + batch_size, input_ids.size(0))
+            ids, mask = input_ids[start:end], attention_mask[start:end]
+            model_inputs = {"input_ids": ids, "attention_mask": mask, **self.audio_inputs(rows[start:end])}
+            if compute_aux_loss:
+                model_inputs["output_router_logits"] = True
+            labels = ids.masked_fill(mask == 0, -100)
+            labels[:, :-logits_to_keep] = -100  # only the completion is scored
+            with self.accelerator.autocast():
+                outputs = model(**model_inputs, labels=labels, fused_lm_head=True)
+            all_logps.append(outputs.log_probs[:, -logits_to_keep:])
+            if compute_entropy:
+                all_entropies.append(outputs.entropy[:, -logits_to_keep:])
+            if compute_aux_loss:
+                all_aux.append(outputs.aux_loss)
+        logps = torch.cat(all_logps, dim=0)
+        entropies = torch.cat(all_entropies, dim=0) if compute_entropy else None
+        aux = torch.stack(all_aux).mean() if compute_aux_loss else None
+        return logps, entropies, aux
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        rows = inputs.get("audio_rows")
+        if rows is None:
+            raise TgsrError("internal: a training batch arrived without its audio rows")
+        self._active_rows = rows
+        try:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        finally:
+            self._active_rows = None
+
+    # ------------------------------------------------------------------ the audio guard
+    @torch.no_grad()
+    def _check_logprobs(self, output: dict, sampling: torch.Tensor) -> None:
+        """The trainer's log-prob pass must reproduce the sampling log-probs (same audio, same tokens)."""
+        prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
+        completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
+        logps = output.get("old_per_token_logps")
+        if logps is None:
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                self.model, torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1),
+                completion_ids.size(1), batch_size=self.args.per_device_train_batch_size)
+        mask = completion_mask.bool()
+        if not mask.any():
+            return
+        self.last_logprob_check = {"sampling": sampling.detach().cpu(), "policy": logps.detach().cpu(),
+                                   "mask": mask.cpu()}
+        gap = (logps.float() - sampling.to(logps.device).float()).abs()[mask]
+        record = {"step": float(self.state.global_step), "max": gap.max().item(), "mean": gap.mean().item(),
+                  "tokens": float(mask.sum().item())}
+        self.logprob_checks.append(record)
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["audio/logprob_gap_max"].append(record["max"])
+        if record["max"] > self.logprob_check_tol:
+            raise TgsrError(
+                f"GRPO log-prob check failed: the training pass differs from the sampling log-probs by up to "
+                f"{record['max']:.3g} (tolerance {self.logprob_check_tol:g}). The log-prob passes do not see the "
+                "inputs generation saw (audio features, positions or precision). Use fp32 to check, or raise "
+                "tgsr.logprob_check_tol if the model runs in reduced precision.")
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        from ..rewards import REWARD_STATS
+
+        for key, count in REWARD_STATS.reset().items():
+            logs[f"reward_problems/{key}"] = float(count)
+        super().log(logs, start_time)
+
+
+# ---------------------------------------------------------------------- the command
+
+
+def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callbacks=None) -> dict:
+    """``tgsr train grpo``: train, save a model folder in ``output_dir``, return a summary."""
+    from datasets import Dataset
+    from transformers import set_seed
+
+    from .common import (load_audio_lm, prepare_trainable, rank_digests, resume_checkpoint, save_model_folder,
+                         weights_digest, write_json)
+    from .config import dump_config, reward_spec
+    from .datasets import grpo_rows
+
+    set_seed(trainer_args.seed)
+    out_dir = Path(trainer_args.output_dir)
+    checkpoint = resume_checkpoint(out_dir, resume)
+    audio_lm = load_audio_lm(tgsr_args.model, tgsr_args, trainer_args)
+    _, peft_config, params = prepare_trainable(audio_lm.model, tgsr_args, trainer_args, wrap_lora=False)
+    funcs, weights = reward_spec(tgsr_args.rewards)
+    if trainer_args.reward_weights is None:
+        trainer_args.reward_weights = weights
+    train = grpo_rows(tgsr_args.train_file, tgsr_args.prompt_style, tgsr_args.max_train_samples)
+    print(train.summary())
+    eval_ds = None
+    if tgsr_args.eval_file and trainer_args.eval_strategy != "no":
+        ev = grpo_rows(tgsr_args.eval_file, tgsr_args.prompt_style, tgsr_args.max_eval_samples)
+        print(ev.summary())
+        eval_ds = Dataset.from_list(ev.rows)
+    trainer = AudioGRPOTrainer(
+        audio_lm, funcs, trainer_args, Dataset.from_list(train.rows), eval_ds,
+        ref_model=tgsr_args.ref_model or tgsr_args.model, peft_config=peft_config, callbacks=callbacks,
+        feature_cache=tgsr_args.feature_cache, feature_cache_size=tgsr_args.feature_cache_size,
+        logprob_check_steps=tgsr_args.logprob_check_steps, logprob_check_tol=tgsr_args.logprob_check_tol,
+        encoder_cache=tgsr_args.encoder_cache)
+    if trainer.accelerator.is_main_process:
+        dump_config(trainer_args, tgsr_args, out_dir / "tgsr_config.yaml")
+    initial_digest = weights_digest(trainer.model)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    digests = rank_digests(trainer)  # data-parallel ranks must hold the same weights
+    save_model_folder(trainer, audio_lm, out_dir)
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    summary = {
+        "stage": "grpo", "output_dir": str(out_dir), "global_step": trainer.state.global_step,
+        "train_runtime_s": result.metrics.get("train_runtime"), "rewards": [f.__name__ for f in funcs],
+        "reward_weights": list(trainer_args.reward_weights), "reward_first": rewards[0] if rewards else None,
+        "reward_last": rewards[-1] if rewards else None, "train_rows": len(train.rows),
+        "skipped_rows": len(train.errors), "feature_cache": trainer.feature_cache.stats(),
+        "encoder_cache": [c.stats() for c in trainer.encoder_caches],
+        "logprob_checks": trainer.logprob_checks, "num_processes": trainer.accelerator.num_processes,
+        "initial_weights_digest": initial_digest, "rank_weights_digests": digests, **params,
+    }
+    if trainer.accelerator.is_main_process:
+        write_json(out_dir / "tgsr_summary.json", summary)
+    return summary
+
+
+__all__ = ["AudioGRPOTrainer", "run_grpo"]

@@ -1,0 +1,90 @@
+"""Stage 1: Supervised Timestamp Alignment (STA).
+
+Train on "What is the timestamp of the following segment? <phrase>" -> "The segment <phrase>
+starts at X seconds and ends at Y seconds." (``tgsr.prompts``), then report timestamp IoU and
+the IoU >= 0.7 rate on a held-out STA split. The trained folder is pi_0, the GRPO reference.
+
+``evaluate_sta`` decodes greedily and reads the first valid citation with
+``tgsr.spans.find_spans``; an output without one scores IoU 0 and is counted in ``no_span``,
+so the mean is always over every held-out item.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .datasets import clean_conversation, sta_rows
+
+
+def _iou(a, b) -> float:
+    try:
+        from ..eval.metrics import iou
+    except ImportError:  # pragma: no cover - the metrics module ships with tgsr
+        from ..spans import span_iou as iou
+    return float(iou(a, b))
+
+
+def predicted_span(text: str) -> tuple[float, float] | None:
+    from ..spans import find_spans
+
+    for s in find_spans(text):
+        if s.valid:
+            return (s.start, s.end)
+    return None
+
+
+@torch.no_grad()
+def evaluate_sta(audio_lm, rows: list[dict[str, Any]], *, batch_size: int = 16, max_new_tokens: int = 64,
+                 cache=None, threshold: float = 0.7) -> dict[str, Any]:
+    """Greedy decoding on STA rows: mean IoU, IoU >= threshold rate, outputs without a span."""
+    from .features import FeatureCache
+
+    cache = cache if cache is not None else FeatureCache(audio_lm.featurize_one)
+    was_training = audio_lm.model.training
+    audio_lm.model.eval()
+    items = []
+    try:
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i:i + batch_size]
+            feats = [cache.get(r["audio"]) for r in chunk]
+            inputs = audio_lm.build_inputs(feats, [clean_conversation(r["prompt"]) for r in chunk])
+            gen = audio_lm.generate(inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            for r, text in zip(chunk, gen.texts):
+                span = predicted_span(text)
+                value = _iou(span, (r["start"], r["end"])) if span is not None else 0.0
+                items.append({"id": r["id"], "iou": value, "pred": list(span) if span else None,
+                              "gold": [r["start"], r["end"]], "output": text})
+    finally:
+        audio_lm.model.train(was_training)
+    n = len(items)
+    ious = [x["iou"] for x in items]
+    return {"n": n, "mean_iou": sum(ious) / n if n else 0.0,
+            "iou_at_0.7": sum(v >= threshold for v in ious) / n if n else 0.0,
+            "no_span": sum(x["pred"] is None for x in items), "items": items}
+
+
+def run_sta(trainer_args, tgsr_args, *, resume: bool = False, callbacks=None) -> dict[str, Any]:
+    """``tgsr train sta``: train, save pi_0 to ``output_dir``, report held-out IoU."""
+    from .common import write_json
+    from .supervised import run_supervised
+
+    trainer, audio_lm, summary = run_supervised(
+        "sta", trainer_args, tgsr_args, lambda path, limit: sta_rows(path, limit), resume=resume,
+        callbacks=callbacks)
+    if tgsr_args.eval_file and trainer.accelerator.is_main_process:
+        held = sta_rows(tgsr_args.eval_file, tgsr_args.max_eval_samples)
+        report = evaluate_sta(audio_lm, held.rows, batch_size=trainer_args.per_device_eval_batch_size,
+                              max_new_tokens=tgsr_args.max_new_tokens)
+        write_json(Path(trainer_args.output_dir) / "sta_eval.json", report)
+        summary.update({"heldout_n": report["n"], "heldout_mean_iou": report["mean_iou"],
+                        "heldout_iou_at_0.7": report["iou_at_0.7"], "heldout_no_span": report["no_span"],
+                        "heldout_skipped": len(held.errors)})
+    if trainer.accelerator.is_main_process:
+        write_json(Path(trainer_args.output_dir) / "tgsr_summary.json", summary)
+    return summary
+
+
+__all__ = ["run_sta", "evaluate_sta", "predicted_span"]

@@ -1,0 +1,210 @@
+"""The demo pipeline: stage cache, listening check, and one tiny end-to-end run.
+
+The end-to-end test runs every stage of ``tgsr demo`` with a configuration far smaller than
+``--quick`` (an xs model, a few steps per stage): it checks that the pipeline connects,
+writes results.json and report.html, and that a second run resumes from the cache. The
+numbers it produces mean nothing; the ``--quick`` and full runs are run by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tgsr.demo import DemoConfig, GrpoSettings, StageRunner, SupervisedSettings, _binom_sf, listening_check, run_demo
+from tgsr.records import Prediction, write_jsonl
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def test_stage_cache_reuses_finished_stages_and_tracks_inputs(tmp_path):
+    calls = []
+
+    def work(tag):
+        def fn(d: Path) -> dict:
+            calls.append(tag)
+            (d / "out.txt").write_text(tag)
+            return {"tag": tag}
+        return fn
+
+    r1 = StageRunner(tmp_path, echo=_quiet)
+    a = r1.run("a", {"x": 1}, work("a1"))
+    b = r1.run("b", {"y": 1}, work("b1"), a)
+    assert calls == ["a1", "b1"] and (b.dir / "stage.json").exists()
+
+    r2 = StageRunner(tmp_path, echo=_quiet)
+    a2 = r2.run("a", {"x": 1}, work("a2"))
+    b2 = r2.run("b", {"y": 1}, work("b2"), a2)
+    assert calls == ["a1", "b1"] and a2.cached and b2.cached and b2.summary == {"tag": "b1"}
+
+    # a changed setting re-runs the stage and everything that reads it
+    a3 = r2.run("a", {"x": 2}, work("a3"))
+    b3 = r2.run("b", {"y": 1}, work("b3"), a3)
+    assert calls == ["a1", "b1", "a3", "b3"] and b3.hash != b.hash
+
+
+def test_interrupted_stage_is_wiped_unless_resumable(tmp_path):
+    runner = StageRunner(tmp_path, echo=_quiet)
+
+    def crash(d: Path) -> dict:
+        (d / "partial.txt").write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        runner.run("train", {}, crash)
+    with pytest.raises(RuntimeError):
+        runner.run("eval", {}, crash, resumable=True)
+    seen = {}
+
+    def look(d: Path) -> dict:
+        seen[d.name.split("-")[0]] = (d / "partial.txt").exists()
+        return {}
+
+    runner.run("train", {}, look)
+    runner.run("eval", {}, look, resumable=True)
+    assert seen == {"train": False, "eval": True}
+
+
+def test_binomial_tail():
+    assert _binom_sf(0, 10, 0.25) == pytest.approx(1.0)
+    assert _binom_sf(10, 10, 0.5) == pytest.approx(0.5 ** 10)
+    assert _binom_sf(3, 4, 0.5) == pytest.approx(5 / 16)
+
+
+def _run(tmp_path: Path, name: str, correct: list[bool]) -> object:
+    from tgsr.demo import Stage
+
+    d = tmp_path / name
+    write_jsonl(d / "predictions.jsonl", [Prediction(id=f"q{i}", completion="x", correct=c, gold_letter="a")
+                                          for i, c in enumerate(correct)])
+    n = len(correct)
+    return Stage(name, d, name, {"tgsr": {"items": n, "accuracy": 100.0 * sum(correct) / n}, "chance": 0.25},
+                 0.0, False)
+
+
+def test_listening_check_passes_only_above_chance_and_swapped(tmp_path):
+    n = 40
+    own = _run(tmp_path, "own", [i < 24 for i in range(n)])            # 0.60
+    swapped = _run(tmp_path, "swapped", [i < 10 for i in range(n)])    # 0.25, nested in own
+    c = listening_check(own, swapped, alpha=0.05)
+    assert c["passed"] and c["only_own_correct"] == 14 and c["only_swapped_correct"] == 0
+    assert c["p_above_chance"] < 1e-4 and c["p_above_swapped"] < 1e-3
+
+    # well above chance, but the swapped-audio control is just as good: a text prior, not listening
+    prior = _run(tmp_path, "prior", [i < 24 for i in range(n)])
+    c = listening_check(own, prior, alpha=0.05)
+    assert not c["passed"] and c["p_above_swapped"] == 1.0
+
+    # at chance
+    chance = _run(tmp_path, "chance", [i % 4 == 0 for i in range(n)])
+    nothing = _run(tmp_path, "nothing", [False] * n)
+    c = listening_check(chance, nothing, alpha=0.05)
+    assert not c["passed"] and c["p_above_chance"] > 0.05
+
+
+def _tiny_config() -> DemoConfig:
+    return DemoConfig(
+        name="test", n_train_clips=5, n_test_clips=3, model_size="xs",
+        families=("speaker_count", "turn_first", "turn_start"),
+        base=SupervisedSettings(steps=2, batch_size=4, warmup_steps=1),
+        sta=SupervisedSettings(steps=1, batch_size=4, warmup_steps=0),
+        sft=SupervisedSettings(steps=1, batch_size=4, warmup_steps=0),
+        grpo=GrpoSettings(steps=1, prompts_per_step=2, num_generations=2, max_completion_length=12),
+        eval_items=4, eval_batch_size=4, timestamp_items=3, attention_items=1, examples=1)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    cfg = _tiny_config()
+
+    # 1. With 4 test items no policy can pass the listening check (McNemar needs >= 5
+    #    discordant items), so GRPO is not run and the report says so.
+    first = run_demo(cfg, out, threads=1)
+    skipped = [r for r in first["tables"][0]["rows"] if r[-1].startswith("not trained")]
+    assert len(skipped) == 3 and all(r[3] is None for r in skipped)
+    assert any(n["text"].startswith("GRPO was not run") for n in first["notices"])
+    assert all(not c["passed"] for c in first["checks"].values())
+
+    # 2. --grpo-anyway trains the three GRPO models; everything before them is cached.
+    results = run_demo(cfg, out, threads=1, grpo_anyway=True)
+    log = capsys.readouterr().out
+    assert "synthesise the corpus: cached" in log and "Stage 2: TGSR" in log
+    saved = json.loads((out / "results.json").read_text())
+    tables = {t["id"]: t for t in saved["tables"]}
+    assert {"accuracy", "timestamps", "behaviours", "attention", "listening_check", "stages"} <= set(tables)
+    cols = tables["accuracy"]["columns"]
+    acc_rows = tables["accuracy"]["rows"]
+    assert len(acc_rows) == 7  # base, only STA, SFT plain, STA + grounded SFT, three GRPO runs
+    for key in ("own", "swapped", "silence"):
+        assert all(row[cols.index(key)] is not None for row in acc_rows)
+    assert any("--grpo-anyway" in n["text"] for n in saved["notices"])
+    assert saved["examples"] and len(saved["examples"][0]["traces"]) == 3
+    html = (out / "report.html").read_text()
+    assert 'id="table-accuracy"' in html and "data:image/png;base64," in html
+    assert "own - swapped" in log
+
+    # 3. A third run finds every stage done and rebuilds the same tables.
+    again = run_demo(cfg, out, threads=1, grpo_anyway=True)
+    log = capsys.readouterr().out
+    assert " ...\n" not in log.split("report:")[0] and log.count(": cached") >= 20
+    assert again["tables"][0]["rows"] == results["tables"][0]["rows"] == acc_rows
+
+
+def test_tgsr_ask_prints_answer_and_writes_viewer(tmp_path, capsys):
+    import argparse
+
+    import numpy as np
+
+    from tgsr.audio import save_audio
+    from tgsr.cli import CommandTree
+    from tgsr.commands import demo as demo_commands
+    from tgsr.models.tiny import build_tiny
+
+    model = build_tiny("qwen2.5-omni", "xs", tmp_path / "tiny", seed=0)
+    t = np.arange(16000 * 3) / 16000
+    save_audio(tmp_path / "clip.wav", (0.2 * np.sin(2 * np.pi * 180 * t)).astype(np.float32))
+    parser = argparse.ArgumentParser(prog="tgsr")
+    demo_commands.register(CommandTree(parser))
+    args = parser.parse_args(["ask", str(model), str(tmp_path / "clip.wav"), "Which voice speaks first?",
+                              "--choice", "the deep male voice", "--choice", "the high female voice",
+                              "--max-new-tokens", "12", "--html", str(tmp_path / "view" / "a.html")])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert "cited spans:" in out and "answer:" in out and "viewer:" in out
+    page = (tmp_path / "view" / "a.html").read_text()
+    assert "Which voice speaks first?" in page and 'src="data:audio/wav;base64,' in page
+
+    bad = parser.parse_args(["ask", str(tmp_path / "nope"), str(tmp_path / "clip.wav"), "q", "--choice", "a",
+                             "--choice", "b"])
+    from tgsr.errors import TgsrError
+
+    with pytest.raises(TgsrError, match="model folder not found"):
+        bad.handler(bad)
+    one = parser.parse_args(["ask", str(model), str(tmp_path / "clip.wav"), "q", "--choice", "a"])
+    assert one.handler(one) == 2
+
+
+def test_adopting_a_base_checks_its_corpus_seed(tmp_path):
+    from tgsr.demo import _check_base_seed, adopt_base
+    from tgsr.errors import TgsrError
+
+    src = tmp_path / "base"
+    (src / "checkpoint-5").mkdir(parents=True)
+    (src / "model.safetensors").write_bytes(b"weights")
+    (src / "PROVENANCE.json").write_text(json.dumps({"corpus_seed": 3, "made_by": "tgsr demo --base-only"}))
+    _check_base_seed(src, 3)
+    with pytest.raises(TgsrError, match="seed 3"):
+        _check_base_seed(src, 0)
+    d = tmp_path / "stage"
+    d.mkdir()
+    info = adopt_base(d, src)
+    assert (d / "model" / "model.safetensors").read_bytes() == b"weights"
+    assert not (d / "model" / "checkpoint-5").exists()
+    assert info["provenance"]["made_by"] == "tgsr demo --base-only"
+    with pytest.raises(TgsrError, match="not a base model folder"):
+        adopt_base(tmp_path / "stage2", tmp_path / "nothing")

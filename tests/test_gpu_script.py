@@ -1,0 +1,106 @@
+"""benchmarks/gpu_grpo_step.py cannot rot: its CLI answers and its --smoke mode runs tgsr's real
+GRPO step (AudioGRPOTrainer) end to end on the CPU, full fine-tuning and the LoRA fallback."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks" / "gpu_grpo_step.py"
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("gpu_grpo_step", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_help_runs_without_heavy_imports():
+    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--smoke", "--mode", "--new-tokens", "--micro-batch", "--text-layers", "--json"):
+        assert flag in out.stdout
+
+
+def test_bad_shape_is_refused(bench):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--smoke", "--micro-batch", "3"])  # 2 x 2 rows are not divisible by 3
+
+
+def test_without_cuda_it_asks_for_smoke(bench, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert bench.main([]) == 2
+    assert "--smoke" in capsys.readouterr().err
+
+
+def test_paper_config_matches_transformers_defaults_for_the_7b_shapes(bench):
+    """The recipe's shapes are the 7B thinker's: equal to Qwen2_5OmniThinkerConfig's defaults."""
+    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniThinkerConfig
+
+    data = json.loads(bench.DEFAULT_CONFIG.read_text())
+    ref = Qwen2_5OmniThinkerConfig()
+    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads"):
+        assert data["text_config"][key] == getattr(ref.text_config, key), key
+    for key in ("num_mel_bins", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim", "d_model",
+                "output_dim", "n_window"):
+        assert data["audio_config"][key] == getattr(ref.audio_config, key), key
+
+
+def _phases_ok(res, rows, new_tokens):
+    med = res["median_s"]
+    for key in ("features", "generation", "ref_logprobs", "loss_forward", "loss_backward", "optimizer", "step"):
+        assert med[key] > 0, key
+    assert med["step"] >= med["generation"] + med["ref_logprobs"]
+    gens = res["floors"]
+    assert gens["rows"] == rows and gens["completion_tokens_total"] == rows * new_tokens
+    assert res["eos_ignored"]
+    for key in ("generation_floor_s", "logprob_pass_floor_s", "loss_fwd_bwd_floor_s"):
+        assert gens[key] > 0, key
+    assert gens["loss_fwd_bwd_flops"] > 2 * gens["logprob_pass_flops"]  # backward costs more than a forward
+
+
+def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
+    full_json = tmp_path / "full.json"
+    assert bench.main(["--smoke", "--steps", "1", "--json", str(full_json)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    last_log = max(i for i, line in enumerate(lines) if line.startswith("[gpu_grpo_step]"))
+    table = lines[last_log + 1:]  # the table is printed last
+    for phase in ("generation", "ref log-probs", "loss fwd+bwd", "optimizer", "step total"):
+        assert any(line.startswith(phase) for line in table), phase
+    rec = json.loads(full_json.read_text())
+    res = rec["result"]
+    assert rec["smoke"] and [a["outcome"] for a in rec["attempts"]] == ["ok"]
+    assert res["mode"] == "full" and res["reference"] == "copy of the policy"
+    _phases_ok(res, rows=4, new_tokens=8)
+    # a fresh clip per prompt per step: every step pays its own log-mel, once per clip (not per copy)
+    assert res["feature_cache"]["misses"] == 2 * 2
+    # tgsr's audio guard ran in the warm-up step: training passes reproduce the sampling log-probs (fp32)
+    assert res["logprob_checks"] and res["logprob_checks"][0]["max"] < 1e-3
+    assert res["floors"]["optimizer_bytes"] > 0
+
+    lora_json = tmp_path / "lora.json"
+    assert bench.main(["--smoke", "--steps", "1", "--mode", "lora", "--inject-oom", "1",
+                       "--no-logprob-check", "--json", str(lora_json)]) == 0
+    rec = json.loads(lora_json.read_text())
+    assert [a["outcome"] for a in rec["attempts"]] == ["out of memory", "ok"]
+    res = rec["result"]
+    assert res["mode"] == "lora" and res["micro_batch"] == 1 and res["grad_accum"] == 4
+    assert res["reference"] == "LoRA adapter disabled" and 0 < res["lora_params"] == res["trainable_params"]
+    assert "fell back after out-of-memory" in res["reason"]
+    assert not res["logprob_checks"]
+    _phases_ok(res, rows=4, new_tokens=8)

@@ -1,0 +1,84 @@
+"""Recipe YAML -> trainer dataclasses + tgsr section; overrides; presets; located errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tgsr.train.config import ABLATIONS, ConfigError, load_config, parse_override
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+REQ = {"tgsr.model": "m", "tgsr.train_file": "t.jsonl"}
+
+
+@pytest.mark.parametrize("recipe", sorted(p.relative_to(RECIPES).as_posix() for p in RECIPES.glob("*/*.yaml")
+                                          if p.parent.name != "accelerate"))
+def test_every_recipe_parses_into_the_trainer_dataclass(recipe):
+    stage = Path(recipe).stem
+    # GPU recipes ask for bf16; on this CPU-only test machine parse them in fp32
+    trainer_args, tg = load_config(stage, RECIPES / recipe, ["bf16=false"])
+    assert type(trainer_args).__name__ == ("GRPOConfig" if stage == "grpo" else "TrainingArguments")
+    assert tg.model and tg.train_file
+    assert trainer_args.bf16 is False and trainer_args.fp16 is False
+    if stage == "grpo":
+        assert len(trainer_args.reward_weights) == len(tg.rewards)
+
+
+def test_paper_recipe_keeps_the_paper_hyperparameters():
+    args, tg = load_config("grpo", RECIPES / "qwen2.5-omni-7b" / "grpo.yaml", ["bf16=false"])
+    assert (args.num_generations, args.temperature, args.beta, args.learning_rate) == (8, 0.8, 0.04, 5e-6)
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8, 4)
+    assert tg.rewards == {"answer": 1.0, "compaction": 1.0} and args.reward_weights == [1.0, 1.0]
+    assert tg.ref_model == tg.model  # the Stage-1 checkpoint is the reference
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_ablation_presets(name):
+    args, tg = load_config("grpo", None, [f"tgsr.ablation={name}"], extra=REQ)
+    assert tg.rewards == ABLATIONS[name]["rewards"]
+    assert args.reward_weights == [float(w) for w in ABLATIONS[name]["rewards"].values()]
+    assert tg.prompt_style == ABLATIONS[name]["prompt_style"]
+
+
+def test_explicit_keys_win_over_the_preset():
+    args, tg = load_config("grpo", None, ["tgsr.ablation=no_grounding", "tgsr.prompt_style=grounded",
+                                          "tgsr.rewards={answer: 2, compaction: {weight: 0.5, count: paper}}"],
+                           extra=REQ)
+    assert tg.prompt_style == "grounded"
+    assert args.reward_weights == [2.0, 0.5]
+
+
+def test_overrides_are_yaml_typed_and_cpu_is_fp32():
+    args, tg = load_config("sta", None, ["learning_rate=5e-6", "max_steps=7", "tgsr.lora=true"], extra=REQ)
+    assert args.learning_rate == 5e-6 and isinstance(args.learning_rate, float)
+    assert args.max_steps == 7 and tg.lora is True
+    g, _ = load_config("grpo", None, [], extra=REQ)
+    assert g.bf16 is False  # TRL defaults to bf16 even on CPU
+
+
+def test_located_errors(tmp_path):
+    with pytest.raises(ConfigError, match="'learnin_rate' \\(a command-line override\\) \\(did you mean 'learning_rate'"):
+        load_config("sta", None, ["learnin_rate=1"], extra=REQ)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("tgsr:\n  model: m\n  train_file: t\nlearnin_rate: 1\n")
+    with pytest.raises(ConfigError, match=r"r.yaml: unknown key\(s\) for \w+: 'learnin_rate' \(did"):
+        load_config("sta", recipe)
+    with pytest.raises(ConfigError, match=r"\[tgsr\].*'lorra'"):
+        load_config("sta", None, ["tgsr.lorra=true"], extra=REQ)
+    with pytest.raises(ConfigError, match="tgsr.model is required"):
+        load_config("sta", None, [], extra={"tgsr.train_file": "x"})
+    with pytest.raises(ConfigError, match="unknown"):
+        load_config("grpo", None, ["tgsr.ablation=nope"], extra=REQ)
+    with pytest.raises(ConfigError, match="tgsr.rewards"):
+        load_config("grpo", None, ["tgsr.rewards=[answer, bogus]"], extra=REQ)
+    with pytest.raises(ConfigError, match="reward_weights has 1"):
+        load_config("grpo", None, ["reward_weights=[1.0]"], extra=REQ)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tgsr:\n  model: x\n learning_rate: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_config("sta", bad)
+    with pytest.raises(ConfigError, match="recipe not found"):
+        load_config("sta", tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("learning_rate")
