@@ -16,20 +16,13 @@ from typing import Any
 
 import torch
 
+from ..eval.metrics import iou
+from ..spans import find_spans
 from .datasets import clean_conversation, sta_rows
 
 
-def _iou(a, b) -> float:
-    try:
-        from ..eval.metrics import iou
-    except ImportError:  # pragma: no cover - the metrics module ships with tgsr
-        from ..spans import span_iou as iou
-    return float(iou(a, b))
-
-
 def predicted_span(text: str) -> tuple[float, float] | None:
-    from ..spans import find_spans
-
+    """The first valid citation, the same rule ``tgsr eval`` scores STA with."""
     for s in find_spans(text):
         if s.valid:
             return (s.start, s.end)
@@ -54,7 +47,7 @@ def evaluate_sta(audio_lm, rows: list[dict[str, Any]], *, batch_size: int = 16, 
             gen = audio_lm.generate(inputs, max_new_tokens=max_new_tokens, do_sample=False)
             for r, text in zip(chunk, gen.texts):
                 span = predicted_span(text)
-                value = _iou(span, (r["start"], r["end"])) if span is not None else 0.0
+                value = iou(span, (r["start"], r["end"])) if span is not None else 0.0
                 items.append({"id": r["id"], "iou": value, "pred": list(span) if span else None,
                               "gold": [r["start"], r["end"]], "output": text})
     finally:
