@@ -106,6 +106,18 @@ SMOKE_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, nu
 SMOKE_AUDIO = dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128)
 SMOKE_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=[0])
 
+# Generation variants compared in one run (--variants); each is a full GRPO step of its own.
+VARIANTS = {
+    "base": {"merge_lora": False, "generation_kwargs": {},
+             "what": "tgsr defaults: dynamic KV cache, LoRA branches in every decode step"},
+    "merge": {"merge_lora": True, "generation_kwargs": {},
+              "what": "tgsr.merge_lora_for_generation: decode on the adapter merged into a weight copy"},
+    "static": {"merge_lora": False, "generation_kwargs": {"cache_implementation": "static"},
+               "what": "static KV cache (transformers compiles the decode step on CUDA)"},
+    "merge+static": {"merge_lora": True, "generation_kwargs": {"cache_implementation": "static"},
+                     "what": "merged LoRA and a static, compiled decode step"},
+}
+
 QUESTION = "Which speaker talks for the longest time in total, and what do they ask for?"
 CHOICES = ["the first speaker, a glass of water", "the second speaker, the bill",
            "the first speaker, the dessert menu", "the third speaker, a window seat"]
@@ -152,11 +164,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--generation-kwargs", default=None, metavar="JSON",
                    help='extra GRPOConfig.generation_kwargs, e.g. \'{"cache_implementation": "static"}\' '
                         "(the end-token suppression is kept)")
+    p.add_argument("--variants", default="base",
+                   help="comma-separated generation variants, each timed as its own GRPO step after the first "
+                        "one's mode is settled: " + "; ".join(f"{k}: {v['what']}" for k, v in VARIANTS.items())
+                        + ". A variant that would not finish before --time-budget is skipped and reported")
     p.add_argument("--copy-gib", type=float, default=None, help="GiB per copy buffer for the bandwidth probe (default 2)")
     p.add_argument("--matmul-n", type=int, default=None, help="matrix size for the bf16 matmul probe (default 8192)")
     p.add_argument("--time-budget", type=float, default=None,
                    help="seconds from the start after which no further timed step begins (at least one timed step "
                         "always runs; default 420 on a GPU, none with --smoke), so one device call returns results")
+    p.add_argument("--report", default=None, metavar="JSON",
+                   help="print the tables of a saved record (e.g. after a run was cut off) and exit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the full record here (default: $OUT/gpu_grpo_step.json)")
     # test hook: raise an out-of-memory error in the first generation of the first N attempts
@@ -174,6 +192,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--generation-kwargs is not JSON: {e}")
     if not isinstance(args.generation_kwargs, dict):
         p.error("--generation-kwargs must be a JSON object")
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown or not args.variants:
+        p.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     rows = args.prompts * args.generations
     if rows % args.micro_batch:
         p.error(f"--micro-batch {args.micro_batch} must divide prompts x G = {rows}")
@@ -673,7 +695,8 @@ def estimate_full_bytes(shape: dict, elt_bytes: int, adam_state_bytes: int) -> f
     return (2 * shape["total_params"] * elt_bytes + trainable * (elt_bytes + adam_state_bytes))
 
 
-def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceilings: dict, log) -> dict:
+def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceilings: dict, log,
+                variant: str = "base", logprob_check: bool = True) -> dict:
     import torch
     from datasets import Dataset
     import trl.trainer.grpo_trainer as trl_grpo
@@ -697,7 +720,8 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         "tgsr.lora": lora,
         "tgsr.lora_r": args.lora_r, "tgsr.lora_alpha": 2 * args.lora_r, "tgsr.attn_implementation": args.attn,
         # the audio guard keeps every sampling logit of one generation batch: warm-up step only
-        "tgsr.logprob_check_steps": 1 if (not args.no_logprob_check and args.warmup >= 1) else 0,
+        "tgsr.logprob_check_steps": 1 if (logprob_check and not args.no_logprob_check and args.warmup >= 1) else 0,
+        "tgsr.merge_lora_for_generation": VARIANTS[variant]["merge_lora"],  # forced on or off, not auto
         "output_dir": str(work / "run"), "per_device_train_batch_size": micro, "gradient_accumulation_steps": ga,
         "num_generations": args.generations, "num_iterations": args.num_iterations,
         "max_completion_length": args.new_tokens, "max_steps": total_steps * args.num_iterations,
@@ -705,7 +729,8 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         "bf16": dtype == torch.bfloat16, "fp16": False, "activation_checkpointing": not args.no_grad_ckpt,
         "dataloader_num_workers": 0, "log_completions": False,
         # EOS ignored: end tokens join the suppressed placeholders, so every row decodes the full length
-        "generation_kwargs": {**args.generation_kwargs, "suppress_tokens": eos},
+        "generation_kwargs": {**VARIANTS[variant]["generation_kwargs"], **args.generation_kwargs,
+                              "suppress_tokens": eos},
     }
     if device.type == "cpu":
         extra["use_cpu"] = True
@@ -733,6 +758,7 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         trainer = AudioGRPOTrainer(lm, funcs, trainer_args, Dataset.from_list(grpo_rows(paths)),
                                    ref_model=str(work / "model"), peft_config=peft_config,
                                    feature_cache=True, logprob_check_steps=tg.logprob_check_steps,
+                                   merge_lora_for_generation=tg.merge_lora_for_generation,
                                    logprob_check_tol=float("inf"))
     finally:
         trl_grpo.create_model_from_path = original_create
@@ -747,6 +773,7 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
     lora_params = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
     trainable_audio = any(p.requires_grad for p in _module(trainer.accelerator.unwrap_model(trainer.model),
                                                            "audio_tower").parameters())
+    log(f"variant {variant}: {VARIANTS[variant]['what']}")
     log(f"trainer: mode={plan['mode']} micro_batch={micro} grad_accum={ga} steps_per_generation="
         f"{trainer.args.steps_per_generation} num_iterations={trainer.num_iterations} old_pass={old_expected} "
         f"ref={'copy of the policy' if trainer.ref_model is not None else 'adapter disabled'} "
@@ -783,6 +810,9 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
                 trainable_audio=trainable_audio, lora_params=lora_params, opt_bytes=opt_bytes)
     checks = list(trainer.logprob_checks)
     result = {
+        "variant": variant, "variant_what": VARIANTS[variant]["what"],
+        "generation_kwargs": {k: v for k, v in trainer_args.generation_kwargs.items() if k != "suppress_tokens"},
+        "generation_merged_lora": trainer.generation_merged_lora,
         "mode": plan["mode"], "reason": plan["reason"], "micro_batch": micro, "grad_accum": ga,
         "num_iterations": trainer.num_iterations, "old_pass_runs": old_expected,
         "reference": "copy of the policy" if trainer.ref_model is not None else "LoRA adapter disabled",
@@ -867,8 +897,10 @@ def table(res: dict, ceilings: dict, env: dict, args) -> str:
     lines = [
         f"card: {env['device_name']} | torch {env['torch']} | transformers {env['transformers']} | trl {env['trl']}",
         f"mode: {res['mode']} ({res['reason']}); micro-batch {res['micro_batch']} x {res['grad_accum']} accumulation; "
-        f"grad ckpt {'on' if res['grad_ckpt'] else 'off'}; reference: {res['reference']}"
-        + (f"; generation_kwargs {json.dumps(args.generation_kwargs)}" if args.generation_kwargs else ""),
+        f"grad ckpt {'on' if res['grad_ckpt'] else 'off'}; reference: {res['reference']}",
+        f"variant: {res['variant']} ({res['variant_what']}); generation on merged LoRA: "
+        f"{res['generation_merged_lora']}" + (f"; generation_kwargs {json.dumps(res['generation_kwargs'])}"
+                                              if res["generation_kwargs"] else ""),
         f"step: {args.prompts} prompts x G={args.generations}, {args.audio_seconds:g} s audio, "
         f"{fl['prompt_tokens_mean']:.0f} prompt tokens (mean), {fl['new_tokens']} new tokens "
         f"({'EOS ignored: every row full length' if res['eos_ignored'] else 'WARNING: some rows ended early'}); "
@@ -922,6 +954,27 @@ def table(res: dict, ceilings: dict, env: dict, args) -> str:
     return "\n".join(lines)
 
 
+def comparison(variants: dict) -> str:
+    """One line per variant: the phases a generation variant can move, and the speed-up over the first."""
+    names = list(variants)
+    ok = {n: v for n, v in variants.items() if "median_s" in v}
+    lines = [f"{'variant':<14}{'generation s':>13}{'x floor':>9}{'ref s':>8}{'loss f+b s':>11}{'step s':>9}"
+             f"{'gen speed-up':>14}{'step speed-up':>15}"]
+    first = ok.get(names[0]) if names else None
+    for n in names:
+        v = variants[n]
+        if "median_s" not in v:
+            lines.append(f"{n:<14}{v.get('skipped') or v.get('error') or 'not run'}")
+            continue
+        med, fl = v["median_s"], v["floors"]
+        gen_x = med["generation"] / fl["generation_floor_s"] if fl["generation_floor_s"] else float("nan")
+        su = (f"{first['median_s']['generation'] / med['generation']:.2f}x" if first else "-")
+        ssu = (f"{first['median_s']['step'] / med['step']:.2f}x" if first else "-")
+        lines.append(f"{n:<14}{med['generation']:>13.3f}{gen_x:>9.1f}{med['ref_logprobs']:>8.3f}"
+                     f"{med['loss_fwd_bwd']:>11.3f}{med['step']:>9.3f}{su:>14}{ssu:>15}")
+    return "\n".join(lines)
+
+
 def environment(device) -> dict:
     import torch
     import transformers
@@ -944,8 +997,31 @@ def environment(device) -> dict:
     return env
 
 
+def print_report(path: str) -> int:
+    """The tables of a saved record: each variant that ran, then the comparison."""
+    rec = json.loads(Path(path).read_text())
+    variants = rec.get("variants") or ({"base": rec["result"]} if rec.get("result") else {})
+    args = argparse.Namespace(**{**rec["args"], "variants": list(variants) or rec["args"].get("variants", [])})
+    for res in variants.values():
+        if "median_s" in res:
+            print()
+            print(table(res, rec["ceilings"], rec["env"], args))
+    ran = [v for v in variants.values() if "median_s" in v]
+    if not ran:
+        print(f"{path}: no variant finished; attempts: {rec.get('attempts')}")
+        return 1
+    if len(variants) > 1:
+        print()
+        print(f"generation variants ({ran[0]['mode']}, micro-batch {ran[0]['micro_batch']}; speed-up against "
+              f"{next(iter(variants))}, same card, same run):")
+        print(comparison(variants))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return print_report(args.report)
     t_start = time.perf_counter()
     import torch
 
@@ -979,14 +1055,22 @@ def main(argv=None) -> int:
         estimate = estimate_full_bytes(meta_shape, 2, 4)
         total_mem = torch.cuda.get_device_properties(device).total_memory
     ladder = plans_for(args, estimate, total_mem)
-    attempts, result = [], None
+    attempts, variants = [], {}
+    record = {"env": env, "ceilings": ceilings, "attempts": attempts, "variants": variants, "args": vars(args),
+              "smoke": args.smoke}
     with tempfile.TemporaryDirectory(prefix="tgsr-gpu-grpo-") as tmp:
+        # The first variant settles the mode: down the out-of-memory ladder until one attempt runs.
+        first = args.variants[0]
+        result = None
         for i, plan in enumerate(ladder):
             plan = {**plan, "inject_oom": i < args.inject_oom}
-            log(f"attempt {i + 1}: mode={plan['mode']} micro_batch={plan['micro_batch']} ({plan['reason']})")
-            work = Path(tmp) / f"attempt{i + 1}"
+            log(f"attempt {i + 1}: variant {first} mode={plan['mode']} micro_batch={plan['micro_batch']} "
+                f"({plan['reason']})")
             try:
-                result = run_attempt(args, device, dtype, work, plan, clock, ceilings, log)
+                t_var = time.perf_counter()
+                result = run_attempt(args, device, dtype, Path(tmp) / f"attempt{i + 1}", plan, clock, ceilings, log,
+                                     variant=first, logprob_check=True)
+                result["wall_s"] = time.perf_counter() - t_var
                 attempts.append({**plan, "outcome": "ok"})
                 break
             except Exception as e:  # noqa: BLE001 - out-of-memory moves down the ladder, anything else stops
@@ -994,30 +1078,72 @@ def main(argv=None) -> int:
                 attempts.append({**plan, "outcome": "out of memory" if oom else f"error: {type(e).__name__}: {e}"})
                 if not oom or args.no_fallback:
                     traceback.print_exc()
-                    _write_json(args, {"env": env, "ceilings": ceilings, "attempts": attempts, "args": vars(args)})
+                    _write_json(args, record)
                     return 1
                 log(f"out of memory in attempt {i + 1} ({plan['mode']}, micro-batch {plan['micro_batch']}); "
                     "moving down the ladder")
             finally:
-                gc.collect()
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                    torch.cuda.reset_peak_memory_stats()
-    if result is None:
-        log("every attempt ran out of memory; try --text-layers N for a smaller shape")
-        _write_json(args, {"env": env, "ceilings": ceilings, "attempts": attempts, "args": vars(args)})
-        return 1
-    if len(attempts) > 1:
-        result["reason"] = (f"{result['reason']}; fell back after out-of-memory in: "
-                            + ", ".join(f"{a['mode']}/mb{a['micro_batch']}" for a in attempts[:-1]))
-    record = {"env": env, "ceilings": ceilings, "attempts": attempts, "result": result, "args": vars(args),
-              "smoke": args.smoke}
-    path = _write_json(args, record)
-    if path:
-        log(f"full record: {path}")
-    print()
-    print(table(result, ceilings, env, args))
+                _free(device)
+        if result is None:
+            log("every attempt ran out of memory; try --text-layers N for a smaller shape")
+            _write_json(args, record)
+            return 1
+        if len(attempts) > 1:
+            result["reason"] = (f"{result['reason']}; fell back after out-of-memory in: "
+                                + ", ".join(f"{a['mode']}/mb{a['micro_batch']}" for a in attempts[:-1]))
+        record["result"] = variants[first] = result
+        path = _write_json(args, record)
+        if path:
+            log(f"full record: {path}")
+        print()
+        print(table(result, ceilings, env, args), flush=True)
+        settled = {k: v for k, v in attempts[-1].items() if k in ("mode", "micro_batch", "reason")}
+        # Later variants: same mode and micro-batch, no audio guard (it was checked once), skipped
+        # when the last variant's wall time no longer fits before the deadline.
+        last_wall = result["wall_s"]
+        for name in args.variants[1:]:
+            if name in variants:
+                continue
+            left = args.deadline - time.perf_counter() if args.deadline else None
+            need = 1.15 * last_wall + (90 if "static" in name else 0)  # compilation of the decode step
+            if left is not None and left < need:
+                variants[name] = {"skipped": f"skipped: {left:.0f} s left before --time-budget, ~{need:.0f} s needed"}
+                log(f"variant {name}: {variants[name]['skipped']}")
+                continue
+            try:
+                t_var = time.perf_counter()
+                res = run_attempt(args, device, dtype, Path(tmp) / name.replace("+", "_"),
+                                  {**settled, "inject_oom": False}, clock, ceilings, log,
+                                  variant=name, logprob_check=False)
+                res["wall_s"] = last_wall = time.perf_counter() - t_var
+                variants[name] = res
+                print()
+                print(table(res, ceilings, env, args), flush=True)
+            except Exception as e:  # noqa: BLE001 - one variant failing must not lose the others
+                traceback.print_exc()
+                variants[name] = {"error": f"error: {type(e).__name__}: {str(e)[:300]}"}
+                log(f"variant {name} failed: {variants[name]['error']}")
+            finally:
+                _free(device)
+                _write_json(args, record)
+    if len(args.variants) > 1:
+        path = _write_json(args, record)
+        if path:
+            log(f"full record: {path}")
+        print()
+        print(f"generation variants ({result['mode']}, micro-batch {result['micro_batch']}; speed-up against "
+              f"{args.variants[0]}, same card, same run):")
+        print(comparison(variants))
     return 0
+
+
+def _free(device) -> None:
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def _write_json(args, record: dict) -> str | None:

@@ -29,7 +29,8 @@ def bench():
 def test_help_runs_without_heavy_imports():
     out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    for flag in ("--smoke", "--mode", "--new-tokens", "--micro-batch", "--text-layers", "--json"):
+    for flag in ("--smoke", "--mode", "--new-tokens", "--micro-batch", "--text-layers", "--json", "--variants",
+                 "--report"):
         assert flag in out.stdout
 
 
@@ -95,8 +96,18 @@ def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
 
     lora_json = tmp_path / "lora.json"
     assert bench.main(["--smoke", "--steps", "1", "--mode", "lora", "--inject-oom", "1",
-                       "--no-logprob-check", "--json", str(lora_json)]) == 0
+                       "--no-logprob-check", "--variants", "base,merge", "--json", str(lora_json)]) == 0
     rec = json.loads(lora_json.read_text())
+    # the second variant reuses the settled mode and samples from the merged adapter
+    assert list(rec["variants"]) == ["base", "merge"]
+    assert rec["variants"]["base"]["generation_merged_lora"] is False
+    merge = rec["variants"]["merge"]
+    assert merge["generation_merged_lora"] is True and merge["micro_batch"] == 1
+    _phases_ok(merge, rows=4, new_tokens=8)
+    capsys.readouterr()
+    assert bench.main(["--report", str(lora_json)]) == 0
+    report = capsys.readouterr().out
+    assert "variant: merge" in report and "gen speed-up" in report.splitlines()[-3]
     assert [a["outcome"] for a in rec["attempts"]] == ["out of memory", "ok"]
     res = rec["result"]
     assert res["mode"] == "lora" and res["micro_batch"] == 1 and res["grad_accum"] == 4

