@@ -31,6 +31,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, out_png: str | Path) -> Path:
+    """Lay out, write the PNG (creating its folder) and free the figure."""
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def plot_block_distribution(summaries: Mapping[str, dict], out_png: str | Path, *, norm: str = "mass",
                             groups: Sequence[str] = ("all", "reasoning", "timestamp", "answer")) -> Path:
     """Stacked bars: for each model and phase, the share of each block (mean over layers)."""
@@ -56,12 +66,7 @@ def plot_block_distribution(summaries: Mapping[str, dict], out_png: str | Path, 
     ax.set_ylabel(_NORM_LABEL.get(norm, norm))
     ax.set_title("Attention of generated tokens by input block")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out_png)
 
 
 def plot_audio_by_layer(summaries: Mapping[str, dict], out_png: str | Path, *, norm: str = "mass",
@@ -84,12 +89,7 @@ def plot_audio_by_layer(summaries: Mapping[str, dict], out_png: str | Path, *, n
     ax.set_title(f"Attention to the {block} block by layer ({group} tokens)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out_png)
 
 
 def plot_behaviors(summaries: Mapping[str, dict], out_png: str | Path,
@@ -109,9 +109,4 @@ def plot_behaviors(summaries: Mapping[str, dict], out_png: str | Path,
     ax.set_ylim(0, 1)
     ax.set_title("Behaviour metrics (missing values drawn as 0)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out_png)

@@ -51,6 +51,15 @@ def _fingerprint(tensors: tuple) -> tuple:
     return tuple(out)
 
 
+def _first_of_each(keys: list, candidates: list[int]) -> list[int]:
+    """Indices among ``candidates`` whose key equals no earlier kept one's."""
+    kept: list[int] = []
+    for i in candidates:
+        if not any(_same(keys[i], keys[j]) for j in kept):
+            kept.append(i)
+    return kept
+
+
 def _same(a: tuple, b: tuple) -> bool:
     for x, y in zip(a, b):
         if isinstance(x, torch.Tensor):
@@ -167,12 +176,9 @@ class EncoderCache:
         keys = [(ctx, features[i:i + 1].contiguous(), *(row_part(others[n], i) for n in others)) for i in range(b)]
         outs = [self._lookup(k) for k in keys]
         missing = [i for i, o in enumerate(outs) if o is None]
-        unique: list[int] = []
+        # Identical rows within the batch (the G copies of a clip) go through the encoder once.
+        unique = _first_of_each(keys, missing)
         if missing:
-            # Identical rows within the batch (the G copies of a clip) go through the encoder once.
-            for i in missing:
-                if not any(_same(keys[i], keys[j]) for j in unique):
-                    unique.append(i)
             idx = torch.tensor(unique, device=features.device)
             self.misses += len(unique)
             sub = {n: (v.index_select(0, idx.to(v.device)) if isinstance(v, torch.Tensor) and v.dim()
@@ -193,11 +199,8 @@ class EncoderCache:
         keys = [(ctx, features[:, s:s + n].contiguous()) for s, n in zip(starts, lens)]
         outs = [self._lookup(k) for k in keys]
         missing = [i for i, o in enumerate(outs) if o is None]
-        unique: list[int] = []
+        unique = _first_of_each(keys, missing)
         if missing:
-            for i in missing:
-                if not any(_same(keys[i], keys[j]) for j in unique):
-                    unique.append(i)
             self.misses += len(unique)
             sub_lens = feature_lens[unique]
             sub_after = aftercnn_lens[unique] if isinstance(aftercnn_lens, torch.Tensor) else None
