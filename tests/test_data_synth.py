@@ -133,7 +133,22 @@ def test_exactly_one_option_is_correct_and_gold_letters_are_balanced(synth_corpu
             assert max(full) - min(full) <= 1, (split, task, counts)
 
 
-ACOUSTIC = {"speaker_count", "turn_first", "turn_last", "turn_longest", "turn_start", "fastest", "highest_pitch"}
+def test_fixed_option_families_keep_every_option_the_answer_about_equally_often(synth_corpus):
+    """longest_turn and start_range always offer the same four options (first to fourth turn;
+    four time ranges), so the answer text itself, not only its letter, must stay balanced."""
+    for split in SPLITS:
+        _, _, qa, _ = load(synth_corpus, split)
+        for task in ("longest_turn", "start_range"):
+            counts = Counter(ex.answer_text for ex in qa if ex.task == task)
+            if not counts:  # longest_turn skips clips of more than four turns (8 test clips of up to 8)
+                assert split == "test" and task == "longest_turn"
+                continue
+            full = [counts.get(c, 0) for c in qa[[ex.task for ex in qa].index(task)].choices]
+            assert max(full) - min(full) <= 2, (split, task, counts)
+
+
+ACOUSTIC = {"speaker_count", "turn_first", "turn_last", "turn_longest", "turn_start", "fastest", "highest_pitch",
+            "longest_turn", "start_range"}
 NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
 
 
@@ -163,6 +178,21 @@ def check_gold(ex: QAExample, clip: ClipWords, voices: list[dict]) -> None:
         assert ex.answer_text == f"at {round(first, 1):.1f} seconds"
         others = [float(c.split()[1]) for c in ex.choices if c != ex.answer_text]
         assert all(abs(t - round(first, 1)) >= 0.3 - 1e-9 for t in others)
+    elif ex.task == "longest_turn":
+        lengths = [u.end - u.start for u in utts]
+        k = ordinals.index(ex.answer_text.split()[1])
+        assert len(utts) <= 4 and ex.answer_text == f"the {ordinals[k]} turn"
+        assert all(lengths[k] >= 1.19 * d for i, d in enumerate(lengths) if i != k)
+        assert sorted(ex.choices) == sorted(f"the {o} turn" for o in ordinals)
+        assert ex.evidence == [(np.floor(utts[k].start * 100 + 1e-6) / 100, np.ceil(utts[k].end * 100 - 1e-6) / 100)]
+    elif ex.task == "start_range":
+        from tgsr.data.questions import START_EDGES, start_range_options
+
+        start = by_spk["spk2"][0].start
+        assert start == utts[1].start  # the second voice heard always takes the second turn
+        assert min(abs(start - e) for e in START_EDGES) >= 0.1 - 1e-9
+        assert ex.answer_text == start_range_options()[sum(start > e for e in START_EDGES)]
+        assert sorted(ex.choices) == sorted(start_range_options())
     elif ex.task == "fastest":
         rate = {v["speaker"]: v["letters_per_second"] for v in voices}
         best = max(rate, key=rate.get)

@@ -106,10 +106,49 @@ def test_listening_check_passes_only_above_chance_and_swapped(tmp_path):
     assert not c["passed"] and c["p_above_chance"] > 0.05
 
 
+def test_ordinal_turn_rows_name_every_turn_as_the_corpus_does(synth_corpus):
+    """The demo's STA rows: every turn, named by speaker ordinal exactly as the corpus's own
+    turn-level STA rows name it (where those use an ordinal), with the same times."""
+    from tgsr.demo import ordinal_turn_rows
+    from tgsr.records import ClipWords, StaExample, read_jsonl
+
+    for split in ("train", "test"):
+        words = read_jsonl(synth_corpus / split / "words.jsonl", ClipWords).records
+        rows = [r for c in words for r in ordinal_turn_rows(c)]
+        assert len(rows) == sum(len(c.utterances) for c in words)
+        assert all("speaker's" in r.phrase and "voice" not in r.phrase and r.granularity == "turn" for r in rows)
+        mine = {(r.clip_id, r.phrase): (r.start, r.end) for r in rows}
+        assert len(mine) == len(rows)  # no two turns of a clip share a name
+        theirs = [x for x in read_jsonl(synth_corpus / split / "sta.jsonl", StaExample).records
+                  if x.granularity == "turn" and "speaker's" in x.phrase]
+        assert theirs
+        for x in theirs:
+            assert mine[(x.clip_id, x.phrase)] == (x.start, x.end)
+
+
+def test_options_in_natural_order():
+    import random
+
+    from tgsr.data.questions import start_range_options
+    from tgsr.demo import option_order_key
+
+    ranges = start_range_options()
+    assert ranges[0].startswith("before") and ranges[-1].startswith("after")
+    for seed in range(5):
+        shuffled = ranges[:]
+        random.Random(seed).shuffle(shuffled)
+        assert sorted(shuffled, key=option_order_key) == ranges
+    times = ["at 12.5 seconds", "at 3.2 seconds", "at 1.0 seconds", "at 9.8 seconds"]
+    assert sorted(times, key=option_order_key) == ["at 1.0 seconds", "at 3.2 seconds", "at 9.8 seconds",
+                                                   "at 12.5 seconds"]
+    turns = ["the third turn", "the first turn", "the fourth turn", "the second turn"]
+    assert [t.split()[1] for t in sorted(turns, key=option_order_key)] == ["first", "second", "third", "fourth"]
+
+
 def _tiny_config() -> DemoConfig:
     return DemoConfig(
         name="test", n_train_clips=5, n_test_clips=3, model_size="xs",
-        families=("speaker_count", "turn_first", "turn_start"),
+        families=("longest_turn", "start_range", "turn_start"),
         base=SupervisedSettings(steps=2, batch_size=4, warmup_steps=1),
         sta=SupervisedSettings(steps=1, batch_size=4, warmup_steps=0),
         sft=SupervisedSettings(steps=1, batch_size=4, warmup_steps=0),

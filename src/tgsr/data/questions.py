@@ -8,7 +8,10 @@ balanced schedule, so letters carry no information either.
 Families (``FAMILIES``) and what answering them needs:
 
 * acoustic (voices and timing alone): ``speaker_count``, ``turn_first``, ``turn_last``,
-  ``turn_longest``, ``turn_start``, ``fastest``, ``highest_pitch``;
+  ``turn_longest``, ``turn_start``, ``fastest``, ``highest_pitch``, and two families answered
+  by turn timing alone (no voice identity, options in a fixed order): ``longest_turn`` (which
+  turn, first to fourth, is the longest) and ``start_range`` (in which of four fixed time
+  ranges the second speaker starts);
 * lexical (the words): ``content``, ``who_said``, ``order``, ``intent``, ``relationship``.
 """
 
@@ -34,6 +37,12 @@ LONGEST_RATIO = 1.2
 # time options differ by at least this much (s); small, so that the distractors' values follow
 # the answers' distribution closely
 MIN_TIME_GAP = 0.3
+# ``start_range``: the edges (s) of its four options, the quartiles of when the second speaker
+# starts in a 500-dialogue training split (seed 0, at most 4 turns; measured 2.57 / 3.24 / 3.88),
+# so that each option is the answer about equally often; starts closer than START_MARGIN to an
+# edge are not asked about (the answer would hinge on a few tens of milliseconds)
+START_EDGES = (2.6, 3.2, 3.9)
+START_MARGIN = 0.1
 
 
 @dataclass
@@ -222,6 +231,56 @@ def q_highest_pitch(clip: Clip, rng, pools) -> Draft | None:
                  {"f0": {s.id: round(s.f0, 1) for s in clip.speakers}})
 
 
+def q_longest_turn(clip: Clip, rng, pools) -> Draft | None:
+    """Which turn (first to fourth, by position) is the longest? Turn timing alone answers it."""
+    turns = clip.turns[:N_OPTIONS]
+    if len(clip.turns) > N_OPTIONS or len(turns) < 2:
+        return None
+    order = sorted(range(len(turns)), key=lambda i: -(turns[i].end - turns[i].start))
+    top, second = turns[order[0]], turns[order[1]]
+    if top.end - top.start < LONGEST_RATIO * (second.end - second.start):
+        return None
+    # the options are always the first to fourth turn: keep every position the answer about
+    # equally often (skip a clip whose longest position is ahead of the others)
+    used = pools["longest_counts"]
+    if used[order[0]] >= min(used[k] for k in range(N_OPTIONS)) + 2:
+        return None
+    used[order[0]] += 1
+    name = f"the {ordinal(order[0])} turn"
+    return Draft("longest_turn", "Which turn is the longest?", name,
+                 [f"the {ordinal(k)} turn" for k in range(N_OPTIONS) if k != order[0]],
+                 [_turn_claim(clip, top, f"{name} is the longest one"),
+                  Claim(f"Every other turn is shorter, so {name} is the longest")],
+                 {"turn_seconds": [round(t.end - t.start, 3) for t in turns]})
+
+
+def start_range_options(edges: tuple[float, ...] = START_EDGES) -> list[str]:
+    """The four time ranges of ``start_range``, earliest first (phrased so that no option reads
+    as a cited span: "between X and Y" would)."""
+    out = [f"before {edges[0]:.1f} seconds"]
+    out += [f"after {a:.1f} but before {b:.1f} seconds" for a, b in zip(edges, edges[1:])]
+    return out + [f"after {edges[-1]:.1f} seconds"]
+
+
+def q_start_range(clip: Clip, rng, pools) -> Draft | None:
+    """In which fixed time range does the second speaker start talking? The start of the
+    cited turn is the answer: cite the turn, then pick its range."""
+    t = _first_turn(clip, 1)
+    if min(abs(t.start - e) for e in START_EDGES) < START_MARGIN:
+        return None
+    k = sum(t.start > e for e in START_EDGES)
+    used = pools["range_counts"]
+    if used[k] >= min(used[i] for i in range(N_OPTIONS)) + 2:
+        return None
+    used[k] += 1
+    options = start_range_options()
+    return Draft("start_range", "When does the second speaker start talking?", options[k],
+                 [o for i, o in enumerate(options) if i != k],
+                 [_turn_claim(clip, t, f"a new voice, {speaker_name(1)}, takes its first turn"),
+                  Claim(f"So {speaker_name(1)} starts talking {options[k]}")],
+                 {"start": round(t.start, 3)})
+
+
 # ---------------------------------------------------------------- lexical families
 
 def q_content(clip: Clip, rng, pools) -> Draft | None:
@@ -324,6 +383,9 @@ FAMILIES: dict[str, tuple[str, Callable]] = {
     "order": ("lexical", q_order),
     "intent": ("lexical", q_intent),
     "relationship": ("lexical", q_relationship),
+    # added after the others, so that adding them changed no earlier family's questions
+    "longest_turn": ("acoustic", q_longest_turn),
+    "start_range": ("acoustic", q_start_range),
 }
 
 
@@ -366,5 +428,5 @@ def evidence(draft: Draft) -> list[tuple[float, float]]:
     return [c.span for c in draft.claims if c.span is not None]
 
 
-__all__ = ["FAMILIES", "first_start_pool", "Claim", "Draft", "LetterSchedule", "arrange", "rationales", "evidence", "cite",
+__all__ = ["FAMILIES", "first_start_pool", "start_range_options", "START_EDGES", "Claim", "Draft", "LetterSchedule", "arrange", "rationales", "evidence", "cite",
            "speaker_name", "voice_name", "N_OPTIONS", "LETTERS"]

@@ -264,7 +264,8 @@ def synthesize(out_dir: str | Path, n_train: int = 200, n_test: int = 50, seed: 
             bar.update(1)
         # pass 2: questions, with distractor pools and answer balancing over the whole split
         pools = {"items": items, "places": places, "first_starts": first_start_pool([c for _, c, _ in clips]),
-                 "intent_counts": Counter(), "pitch_counts": Counter()}
+                 "intent_counts": Counter(), "pitch_counts": Counter(),
+                 "longest_counts": Counter(), "range_counts": Counter()}
         for i, clip, wav in clips:
             qa_rows.extend(qa_examples(clip, wav, split, _clip_rng(seed, split, i, 3), opts, schedules, pools))
         write_jsonl(folder / "words.jsonl", words_rows)
