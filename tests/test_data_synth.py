@@ -289,6 +289,20 @@ def test_same_seed_gives_byte_identical_output_and_clips_do_not_depend_on_histor
     assert (c / "train/audio/train-00000.wav").read_bytes() != (a / "train/audio/train-00000.wav").read_bytes()
 
 
+def test_first_test_clip_gives_later_test_dialogues_unchanged(tmp_path, synth_corpus):
+    """A test set can start after clips already looked at: the same clips, not new variants."""
+    from tgsr.data.synth import synthesize
+    from tgsr.errors import TgsrError
+
+    out = tmp_path / "later"
+    synthesize(out, 0, 1, seed=0, first_test_clip=1, progress=False)
+    assert sorted(p.name for p in (out / "test" / "audio").iterdir()) == ["test-00001.wav"]
+    name = "test/audio/test-00001.wav"
+    assert (out / name).read_bytes() == (synth_corpus / name).read_bytes()
+    with pytest.raises(TgsrError, match="first_test_clip"):
+        synthesize(tmp_path / "bad", 1, 1, first_test_clip=-1, progress=False)
+
+
 def test_vocab_size_limits_the_content_words(tmp_path):
     from tgsr.data.synth import synthesize
 

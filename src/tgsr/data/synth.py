@@ -201,14 +201,19 @@ def synthesize(out_dir: str | Path, n_train: int = 200, n_test: int = 50, seed: 
                engines: Sequence[str] = ("espeak",), noise_snr: float | None = None, vocab_size: int | None = None,
                families: Sequence[str] | None = None, phrases_per_clip: int = 3,
                phrase_words: tuple[int, int] = (2, 4), turns_per_clip: int = 2, max_turns: int = 8,
-               max_seconds: float = 30.0, progress: bool = True) -> SynthSummary:
-    """Write the corpus to ``out_dir`` (see the module docstring) and return counts and checks."""
+               max_seconds: float = 30.0, first_test_clip: int = 0, progress: bool = True) -> SynthSummary:
+    """Write the corpus to ``out_dir`` (see the module docstring) and return counts and checks.
+
+    Clip ``i`` of a split depends only on the seed, the split and ``i``; ``first_test_clip`` makes
+    the test split clips ``first_test_clip .. first_test_clip + n_test - 1``, so a test set can
+    avoid clips that were already looked at (the same voices, fresh dialogues).
+    """
     fams = tuple(families) if families else tuple(FAMILIES)
     unknown = [f for f in fams if f not in FAMILIES]
     if unknown:
         raise TgsrError(f"unknown question families {unknown}; choose from {', '.join(FAMILIES)}")
-    if n_train < 0 or n_test < 0:
-        raise TgsrError("n_train and n_test must be >= 0")
+    if n_train < 0 or n_test < 0 or first_test_clip < 0:
+        raise TgsrError("n_train, n_test and first_test_clip must be >= 0")
     if not (1 <= phrase_words[0] <= phrase_words[1]):
         raise TgsrError(f"phrase_words must be (min, max) with 1 <= min <= max, got {phrase_words}")
     if max_turns < 2:
@@ -243,7 +248,8 @@ def synthesize(out_dir: str | Path, n_train: int = 200, n_test: int = 50, seed: 
         clips: list[tuple[int, Clip, str]] = []
         seconds = 0.0
         # pass 1: render, write audio, words, voices and STA targets
-        for i in range(sizes[split]):
+        first = first_test_clip if split == "test" else 0
+        for i in range(first, first + sizes[split]):
             try:
                 clip = _make_clip(split, i, seed, by_split[split], engine_objs, opts, items, places)
             except SynthesisError as e:
@@ -291,6 +297,7 @@ def synthesize(out_dir: str | Path, n_train: int = 200, n_test: int = 50, seed: 
     test_qa = read_jsonl(out / "test" / "qa.jsonl", QAExample).records
     summary.text_baseline = text_only_baseline(train_qa, test_qa).to_dict() if test_qa else {}
     summary.manifest = {"source": SOURCE, "seed": seed, "n_train": n_train, "n_test": n_test,
+                        "first_test_clip": first_test_clip,
                         "backend": backend, "options": opts.to_dict(),
                         "categories": {t: FAMILIES[t][0] for t in fams},
                         "lexicon": {"items": list(items), "places": list(places)},
