@@ -958,7 +958,10 @@ def comparison(variants: dict) -> str:
     """One line per variant: the phases a generation variant can move, and the speed-up over the first."""
     names = list(variants)
     ok = {n: v for n, v in variants.items() if "median_s" in v}
-    lines = [f"{'variant':<14}{'generation s':>13}{'x floor':>9}{'ref s':>8}{'loss f+b s':>11}{'step s':>9}"
+    ran = next(iter(ok.values()), {})
+    lines = [f"generation variants ({ran.get('mode')}, micro-batch {ran.get('micro_batch')}; speed-up against "
+             f"{names[0] if names else '-'}, same card, same run):",
+             f"{'variant':<14}{'generation s':>13}{'x floor':>9}{'ref s':>8}{'loss f+b s':>11}{'step s':>9}"
              f"{'gen speed-up':>14}{'step speed-up':>15}"]
     first = ok.get(names[0]) if names else None
     for n in names:
@@ -1012,8 +1015,6 @@ def print_report(path: str) -> int:
         return 1
     if len(variants) > 1:
         print()
-        print(f"generation variants ({ran[0]['mode']}, micro-batch {ran[0]['micro_batch']}; speed-up against "
-              f"{next(iter(variants))}, same card, same run):")
         print(comparison(variants))
     return 0
 
@@ -1131,8 +1132,6 @@ def main(argv=None) -> int:
         if path:
             log(f"full record: {path}")
         print()
-        print(f"generation variants ({result['mode']}, micro-batch {result['micro_batch']}; speed-up against "
-              f"{args.variants[0]}, same card, same run):")
         print(comparison(variants))
     return 0
 

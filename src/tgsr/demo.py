@@ -37,8 +37,6 @@ from typing import Callable
 from . import __version__
 from .errors import TgsrError
 
-ACOUSTIC_FAMILIES = ("speaker_count", "turn_first", "turn_last", "turn_longest", "turn_start", "fastest",
-                     "highest_pitch", "longest_turn", "start_range")
 # The families the demo trains and tests on: all three are answered by one skill, hearing when
 # each turn starts and ends (turn timing by position or by speaker ordinal), the skill turn-level
 # STA teaches. Families that need absolute voice identity (which voice speaks first, highest
@@ -46,7 +44,7 @@ ACOUSTIC_FAMILIES = ("speaker_count", "turn_first", "turn_last", "turn_longest",
 # docs/demo.md), so they would only dilute the listening check.
 DEMO_FAMILIES = ("longest_turn", "start_range", "turn_start")
 FAMILY = "qwen2.5-omni"
-# The shipped base model (see docs/demo.md, "The base model"); absent until one is shipped.
+# The shipped base model (see docs/demo.md, "The base model"); --train-base trains one instead.
 PACKAGED_BASE = Path(__file__).resolve().parent / "assets" / "demo_base"
 # Bump when a stage's code changes what it writes, so old caches are not reused.
 STAGE_CODE_VERSION = 4
@@ -291,9 +289,10 @@ def make_corpus(cfg: DemoConfig, d: Path) -> dict:
 
 def ordinal_turn_rows(clip) -> list:
     """Turn-level STA rows for every turn of a clip (``ClipWords`` with utterances), each named by
-    its speaker's ordinal as ``tgsr.data.synth.turn_referent`` names it: "the second speaker's
-    turn", "the first speaker's second turn" (speakers numbered by first appearance)."""
-    from .data.lexicon import ORDINALS
+    its speaker's ordinal with the corpus's own naming (``tgsr.data.synth.ordinal_speaker`` and
+    ``turn_name``): "the second speaker's turn", "the first speaker's second turn" (speakers
+    numbered by first appearance)."""
+    from .data.synth import ordinal_speaker, turn_name
     from .records import StaExample
 
     order: dict[str, int] = {}
@@ -303,10 +302,9 @@ def ordinal_turn_rows(clip) -> list:
     seen: dict[str, int] = {}
     rows = []
     for i, u in enumerate(clip.utterances):
-        j = seen.get(u.speaker, 0)
-        seen[u.speaker] = j + 1
-        owner = f"the {ORDINALS[order[u.speaker]]} speaker"
-        phrase = f"{owner}'s turn" if totals[u.speaker] == 1 else f"{owner}'s {ORDINALS[j]} turn"
+        nth = seen.get(u.speaker, 0)
+        seen[u.speaker] = nth + 1
+        phrase = turn_name(ordinal_speaker(order[u.speaker]), totals[u.speaker], nth)
         rows.append(StaExample(id=f"{clip.clip_id}-turn{i}", audio=clip.audio, phrase=phrase, start=u.start,
                                end=u.end, source="tgsr-synth", clip_id=clip.clip_id, duration=clip.duration,
                                granularity="turn"))

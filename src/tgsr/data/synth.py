@@ -96,10 +96,18 @@ def turn_referent(clip: Clip, turn_index: int, by_voice: bool) -> str:
     spk = clip.speakers[t.speaker]
     from .lexicon import VOICE_TYPES
 
-    owner = f"the {VOICE_TYPES[spk.config.vtype]}" if by_voice else f"the {ORDINALS[t.speaker]} speaker"
-    if len(spk.turns) == 1:
-        return f"{owner}'s turn"
-    return f"{owner}'s {ORDINALS[spk.turns.index(turn_index)]} turn"
+    owner = f"the {VOICE_TYPES[spk.config.vtype]}" if by_voice else ordinal_speaker(t.speaker)
+    return turn_name(owner, len(spk.turns), spk.turns.index(turn_index))
+
+
+def ordinal_speaker(index: int) -> str:
+    """Speaker ``index`` (0-based, in order of first appearance) named by position: "the second speaker"."""
+    return f"the {ORDINALS[index]} speaker"
+
+
+def turn_name(owner: str, speaker_turns: int, nth: int) -> str:
+    """A speaker's ``nth`` turn (0-based): "<owner>'s turn" when it is their only one, else "<owner>'s second turn"."""
+    return f"{owner}'s turn" if speaker_turns == 1 else f"{owner}'s {ORDINALS[nth]} turn"
 
 
 def sta_examples(clip: Clip, audio_path: str, rng: np.random.Generator, opts: SynthOptions) -> list[StaExample]:
@@ -307,4 +315,4 @@ def synthesize(out_dir: str | Path, n_train: int = 200, n_test: int = 50, seed: 
 
 
 __all__ = ["synthesize", "SynthOptions", "SynthSummary", "clip_words", "sta_examples", "qa_examples",
-           "turn_referent", "SPLITS"]
+           "turn_referent", "ordinal_speaker", "turn_name", "SPLITS"]
