@@ -33,9 +33,23 @@ def _handler(stage: str):
         from ..train.config import load_config
 
         trainer_args, tgsr_args = load_config(stage, args.config, args.overrides)
-        summary = run_stage(stage, trainer_args, tgsr_args, resume=args.resume)
+        try:
+            summary = run_stage(stage, trainer_args, tgsr_args, resume=args.resume)
+        finally:
+            _close_process_group()
         keys = [k for k in summary if k not in ("logprob_checks",)]
         print(json.dumps({k: summary[k] for k in keys}, indent=2, default=str))
         return 0
 
     return run
+
+
+def _close_process_group() -> None:
+    """Under ``accelerate launch`` end the process group before the interpreter exits: a gloo group
+    left to interpreter teardown occasionally aborted a rank ("terminate called without an active
+    exception", exit -6) after the run had finished and saved."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
