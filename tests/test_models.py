@@ -502,7 +502,8 @@ def test_batching_does_not_change_a_rows_logprobs(lm):
 
 def test_a_missing_local_model_folder_fails_at_once(tmp_path, monkeypatch):
     """Regression: a mistyped folder went to the hub (minutes of retries, then a network error)."""
-    from tgsr.models import _missing_local_folder, load_model
+    from tgsr.models import load_model
+    from tgsr.models.hub import looks_like_hub_id
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
@@ -510,6 +511,7 @@ def test_a_missing_local_model_folder_fails_at_once(tmp_path, monkeypatch):
     for bad in ("nomodel", "runs/grpo-typo", "./ckpt", str(tmp_path / "a" / "b"), "a/b/c"):
         with pytest.raises(TgsrError, match="model folder not found"):
             load_model(bad)
-    assert "not a model folder" in _missing_local_folder("weights.bin")
-    assert _missing_local_folder("Qwen/Qwen2.5-Omni-7B") is None      # a hub id is still tried
-    assert _missing_local_folder(str(tmp_path)) is None
+    with pytest.raises(TgsrError, match="not a model folder"):
+        load_model("weights.bin")
+    assert looks_like_hub_id("Qwen/Qwen2.5-Omni-7B")      # a hub id is looked up in the cache
+    assert not looks_like_hub_id("runs/grpo-typo") and not looks_like_hub_id("./a/b")

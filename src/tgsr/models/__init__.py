@@ -1,22 +1,28 @@
 """Model adapters: one ``AudioLM`` interface over every supported audio-language model.
 
-``load_model(path_or_id)`` reads the checkpoint's ``config.json``, picks the family from
-``model_type`` and returns the family's ``AudioLM``. ``trust_remote_code`` is never used.
+``load_model(path_or_id)`` resolves a folder or hub id (``hub``), reads the checkpoint's
+``config.json``, picks the family from ``model_type``, places the model (``placement``), picks
+the chat template by probing (``templates``) and returns the family's ``AudioLM``. ``trust_remote_code`` is never used.
 See ``tgsr.models.base.AudioLM`` for the interface and ``tgsr.models.tiny`` for offline
 tiny models.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 
 from ..errors import TgsrError
 from .audio_flamingo3 import AudioFlamingo3LM
 from .base import AudioLM, Generation
+from .hub import resolve_model_path
+from .placement import checkpoint_parameters, placement
 from .qwen2_audio import Qwen2AudioLM
 from .qwen3_omni import Qwen3OmniLM
 from .qwen_omni import QwenOmniLM
+from .templates import family_template, select_chat_template
+
+log = logging.getLogger(__name__)
 
 FAMILIES: dict[str, type[AudioLM]] = {
     "qwen2.5-omni": QwenOmniLM,
@@ -36,70 +42,42 @@ def family_of(config) -> str:
     return cls.family
 
 
-def _read_chat_template(path_or_id: str, tokenizer, family: str) -> str:
-    """The checkpoint's chat template: tokenizer's, else the processor's files, else tgsr's for the family."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.chat_template
-    from transformers.utils import cached_file
-
-    for name in ("chat_template.jinja", "chat_template.json"):
-        try:
-            f = cached_file(path_or_id, name, _raise_exceptions_for_missing_entries=False)
-        except Exception:
-            f = None
-        if f:
-            text = Path(f).read_text()
-            return json.loads(text)["chat_template"] if name.endswith(".json") else text
-    from .tiny import chat_template
-
-    return chat_template(family)
-
-
-def _missing_local_folder(path_or_id: str) -> str | None:
-    """Why ``path_or_id`` names a local model folder that is not there, else None.
-
-    Hub ids look like ``org/name``; anything else (an absolute or ./ path, no slash, several
-    slashes, or a first component that is a local folder, e.g. ``runs/grpo-typo``) is meant as a
-    folder. Failing here avoids minutes of hub retries and a misleading network error.
-    """
-    p = Path(path_or_id).expanduser()
-    if p.is_dir():
-        return None
-    if p.exists():
-        return f"{path_or_id}: not a model folder (expected a folder with config.json)"
-    parts = Path(path_or_id).parts
-    looks_like_hub_id = (len(parts) == 2 and not path_or_id.startswith(("/", ".", "~"))
-                         and not Path(parts[0]).expanduser().is_dir())
-    return None if looks_like_hub_id else f"{path_or_id}: model folder not found"
-
-
 def load_model(path_or_id: str | Path, *, family: str | None = None, dtype=None, device_map=None,
-               attn_implementation: str | None = None) -> AudioLM:
+               attn_implementation: str | None = None, device: str | None = None) -> AudioLM:
     """Load a checkpoint folder or hub id as an ``AudioLM``.
 
-    ``family``, when given, must match the family detected from ``config.model_type`` (a
-    guard against loading the wrong checkpoint); ``dtype`` (a torch dtype, its name such as
-    "bfloat16", or "auto"; default float32), ``device_map`` and ``attn_implementation``
-    ("eager" is needed for attention maps; default "sdpa") go to ``from_pretrained``.
+    ``path_or_id`` is a folder or a hub id (resolved through the Hugging Face cache, see
+    ``tgsr.models.hub``). ``family``, when given, must match the family detected from
+    ``config.model_type`` (a guard against loading the wrong checkpoint). ``dtype`` is a torch
+    dtype, its name, or "auto"; ``attn_implementation`` ("eager" is needed for attention maps;
+    default "sdpa") goes to ``from_pretrained``. Placement: ``device`` ("auto", "cpu", "cuda",
+    "cuda:N"; see ``tgsr.models.placement``) picks the device, the default dtype for it
+    (bfloat16 on a GPU) and spreads a model too large for one GPU; without ``device`` the model
+    loads where ``device_map`` says (default: the CPU, float32).
+
+    The chat template is chosen by probing the checkpoint's candidates
+    (``tgsr.models.templates.select_chat_template``); ``lm.chat_template_source`` says which.
     """
     import torch
     from transformers import AutoConfig, AutoTokenizer, WhisperFeatureExtractor
 
-    path_or_id = str(path_or_id)
-    missing = _missing_local_folder(path_or_id)
-    if missing:
-        raise TgsrError(missing)
+    name = str(path_or_id)
+    folder = resolve_model_path(name)
     try:
-        config = AutoConfig.from_pretrained(path_or_id)
+        config = AutoConfig.from_pretrained(folder)
     except Exception as e:
-        raise TgsrError(f"cannot read a model config from {path_or_id}: {e}") from e
+        raise TgsrError(f"cannot read a model config from {name}: {e}") from e
     detected = family_of(config)
     if family is not None and family != detected:
         if family not in FAMILIES:
             raise TgsrError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
-        raise TgsrError(f"{path_or_id} is a {detected} checkpoint (model_type {config.model_type!r}), "
-                        f"not {family}")
+        raise TgsrError(f"{name} is a {detected} checkpoint (model_type {config.model_type!r}), not {family}")
     cls = FAMILIES[detected]
+    if device is not None:
+        where = placement(device, dtype if isinstance(dtype, str) or dtype is None else str(dtype).split(".")[-1],
+                          checkpoint_parameters(folder, prefix=cls.checkpoint_prefix(config)))
+        dtype, device_map = where.dtype, where.device_map
+        log.info("%s: loading on %s", name, where.describe())
     if isinstance(dtype, str) and dtype != "auto":
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise TgsrError(f"unknown dtype {dtype!r}; use e.g. float32, bfloat16, float16 or auto")
@@ -109,19 +87,20 @@ def load_model(path_or_id: str | Path, *, family: str | None = None, dtype=None,
         kwargs["device_map"] = device_map
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    loader = getattr(cls, "load_pretrained_model", None)
-    model = loader(path_or_id, config, **kwargs) if loader else cls.model_class().from_pretrained(path_or_id, **kwargs)
+    model = cls.load_pretrained_model(folder, config, **kwargs)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(path_or_id)
-    feature_extractor = WhisperFeatureExtractor.from_pretrained(path_or_id)
-    template = _read_chat_template(path_or_id, tokenizer, detected)
-    processor = cls.build_processor(feature_extractor, tokenizer, template)
-    lm = cls(model, tokenizer, feature_extractor, template, processor=processor, name_or_path=path_or_id)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    feature_extractor = WhisperFeatureExtractor.from_pretrained(folder)
+    lm = cls(model, tokenizer, feature_extractor, family_template(detected), name_or_path=folder)
     # A checkpoint may carry its own default system prompt (tiny models use a short one).
     prompt = getattr(model.config, "tgsr_default_system_prompt", None)
     if prompt:
         lm.default_system_prompt = prompt
+    choice = select_chat_template(folder, tokenizer, detected, lm.audio_token, system_prompt=lm.default_system_prompt,
+                                  processor_class=cls.processor_class(), name=name)
+    lm.chat_template, lm.chat_template_source = choice.template, choice.source
+    lm.processor = cls.build_processor(feature_extractor, tokenizer, choice.template)
     return lm
 
 
-__all__ = ["AudioLM", "Generation", "FAMILIES", "family_of", "load_model"]
+__all__ = ["AudioLM", "Generation", "FAMILIES", "family_of", "load_model", "resolve_model_path"]

@@ -32,11 +32,10 @@ class AudioFlamingo3LM(AudioLM):
         return AudioFlamingo3ForConditionalGeneration
 
     @classmethod
-    def build_processor(cls, feature_extractor, tokenizer, chat_template):
+    def processor_class(cls):
         from transformers import AudioFlamingo3Processor
 
-        return AudioFlamingo3Processor(feature_extractor=feature_extractor, tokenizer=tokenizer,
-                                       chat_template=chat_template)
+        return AudioFlamingo3Processor
 
     def featurize_one(self, audio) -> dict[str, torch.Tensor]:
         audio = _as_waveform(audio)
@@ -49,7 +48,13 @@ class AudioFlamingo3LM(AudioLM):
         chunks = [audio[i * win:(i + 1) * win] for i in range(n_win)]
         out = fe(chunks, sampling_rate=fe.sampling_rate, padding="max_length", return_attention_mask=True,
                  return_tensors="pt")
-        return {"input_features": out["input_features"].float(), "input_features_mask": out["attention_mask"].long()}
+        feats, mask = out["input_features"].float(), out["attention_mask"].long()
+        # A clip ending <= 2 mel frames past a window boundary leaves a last window that the encoder
+        # turns into 0 tokens: it carries no audio, and keeping it would break the windows-per-row
+        # count that repeat_rows derives from the number of <sound> tokens.
+        keep = _encoder_output_lengths(mask.sum(-1)) > 0
+        keep[0] = True
+        return {"input_features": feats[keep], "input_features_mask": mask[keep]}
 
     @property
     def _tokens_per_window(self) -> int:

@@ -73,7 +73,9 @@ class AudioLM:
       window). With ``completions`` (strings), each completion plus the end-of-turn token is
       appended after the assistant header and ``labels`` is added (-100 everywhere else).
       An item of ``audios`` may be None: the row is text-only and its audio items are dropped.
-      The dict goes straight to ``model(**inputs)`` and ``model.generate(**inputs)``.
+      The dict goes straight to ``model(**inputs)`` and ``model.generate(**inputs)``. Tensors
+      are placed on ``device`` (default: the model's); collators pass ``device="cpu"`` so that
+      DataLoader workers never touch CUDA.
     - ``generate(inputs, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
       top_k=0, num_return_sequences=1) -> Generation``: KV-cached generation with the
       placeholders suppressed; rows are repeated with ``repeat_rows`` (never ``repeat``).
@@ -108,6 +110,7 @@ class AudioLM:
         self.chat_template = chat_template
         self.processor = processor
         self.name_or_path = name_or_path
+        self.chat_template_source = "given"  # load_model records which candidate template was chosen
         if getattr(feature_extractor, "feature_size", 128) != 128:
             raise TgsrError(f"{name_or_path}: the feature extractor has {feature_extractor.feature_size} mel bins; "
                             f"{self.family} models need 128")
@@ -127,6 +130,28 @@ class AudioLM:
     def model_class(cls):
         """The transformers class of this family; every family adapter overrides it."""
         raise TypeError(f"{cls.__name__} is the shared base; load a model through tgsr.models.load_model")
+
+    @classmethod
+    def load_pretrained_model(cls, path, config, **kwargs):
+        """The transformers model from a checkpoint folder (families with other layouts override it)."""
+        return cls.model_class().from_pretrained(path, **kwargs)
+
+    @classmethod
+    def checkpoint_prefix(cls, config) -> str | None:
+        """The key prefix of the weights this family loads from ``config``'s checkpoint (None: all)."""
+        return None
+
+    @classmethod
+    def processor_class(cls):
+        """The family's transformers processor class, or None."""
+        return None
+
+    @classmethod
+    def build_processor(cls, feature_extractor, tokenizer, chat_template):
+        """The family's processor object (kept on ``.processor`` and saved with checkpoints)."""
+        proc = cls.processor_class()
+        return proc(feature_extractor=feature_extractor, tokenizer=tokenizer, chat_template=chat_template) if proc \
+            else None
 
     def _config_audio_token_id(self) -> int:
         cfg = self.model.config
@@ -179,7 +204,8 @@ class AudioLM:
     # ------------------------------------------------------------ helpers
     @property
     def vocab_size(self) -> int:
-        return self.model.get_output_embeddings().weight.shape[0]
+        # From the config, not the weight's shape: under ZeRO-3 a partitioned weight reads [0].
+        return int(self.model.config.get_text_config().vocab_size)
 
     @property
     def device(self) -> torch.device:
@@ -198,8 +224,9 @@ class AudioLM:
             return {k: item[k] for k in self.audio_keys}
         return self.featurize_one(item)
 
-    def collate_audio(self, feats: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        """Batch per-clip feature dicts in row order (zero-padded to the longest clip, mask 0)."""
+    def collate_audio(self, feats: list[dict[str, torch.Tensor]], *, device=None) -> dict[str, torch.Tensor]:
+        """Batch per-clip feature dicts in row order (zero-padded to the longest clip, mask 0), on
+        ``device`` (default: the model's) in the model's dtype."""
         width = max(f["input_features"].shape[-1] for f in feats)
         xs, ms = [], []
         for f in feats:
@@ -207,10 +234,9 @@ class AudioLM:
             pad = width - x.shape[-1]
             xs.append(torch.nn.functional.pad(x, (0, pad)))
             ms.append(torch.nn.functional.pad(m, (0, pad)))
-        return {"input_features": torch.cat(xs).to(self.device, self.model.dtype),
-                self.audio_keys[1]: torch.cat(ms).to(self.device)}
-
-    _collate_audio = collate_audio
+        device = self.device if device is None else device
+        return {"input_features": torch.cat(xs).to(device, self.model.dtype),
+                self.audio_keys[1]: torch.cat(ms).to(device)}
 
     def _conversation(self, conversation: Sequence[Mapping], has_audio: bool) -> list[dict]:
         conv = [dict(m) for m in conversation]
@@ -239,8 +265,8 @@ class AudioLM:
 
     # ------------------------------------------------------------ inputs
     def build_inputs(self, audios: Sequence[AudioItem], conversations: Sequence[Sequence[Mapping]], *,
-                     add_generation_prompt: bool = True,
-                     completions: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+                     add_generation_prompt: bool = True, completions: Sequence[str] | None = None,
+                     device=None) -> dict[str, torch.Tensor]:
         if len(audios) != len(conversations):
             raise TgsrError(f"{len(audios)} audios for {len(conversations)} conversations; they must pair 1:1")
         if completions is not None:
@@ -275,11 +301,12 @@ class AudioLM:
             input_ids[i, width - len(r):] = torch.tensor(r)
             attention[i, width - len(r):] = 1
             label_t[i, width - len(r):] = torch.tensor(lab)
-        out = {"input_ids": input_ids.to(self.device), "attention_mask": attention.to(self.device)}
+        device = self.device if device is None else device
+        out = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
         if completions is not None:
-            out["labels"] = label_t.to(self.device)
+            out["labels"] = label_t.to(device)
         if feats:
-            out.update(self.collate_audio(feats))
+            out.update(self.collate_audio(feats, device=device))
         return out
 
     def _audio_rows_per_sample(self, input_ids: torch.Tensor) -> torch.Tensor:

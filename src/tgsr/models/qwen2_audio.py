@@ -24,11 +24,10 @@ class Qwen2AudioLM(AudioLM):
         return Qwen2AudioForConditionalGeneration
 
     @classmethod
-    def build_processor(cls, feature_extractor, tokenizer, chat_template):
+    def processor_class(cls):
         from transformers import Qwen2AudioProcessor
 
-        return Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer,
-                                   chat_template=chat_template)
+        return Qwen2AudioProcessor
 
     def _audio_wrapper_ids(self):
         ids = [self.tokenizer.convert_tokens_to_ids(t) for t in ("<|audio_bos|>", "<|audio_eos|>")]

@@ -46,6 +46,10 @@ class QwenOmniLM(AudioLM):
         return cls.model_class().from_pretrained(path, **kwargs)
 
     @classmethod
+    def checkpoint_prefix(cls, config) -> str | None:
+        return "thinker." if config.model_type == cls.full_model_type else None
+
+    @classmethod
     def processor_class(cls):
         from transformers import Qwen2_5OmniProcessor
 

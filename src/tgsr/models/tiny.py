@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TgsrError
+from .templates import family_template
 
 SIZES = ("xs", "s", "m")
 VOCAB_SIZE = 1024
@@ -54,32 +55,6 @@ _NAMED_TOKENS: dict[str, dict[str, str]] = {
                    "audio_eos_token": "<|audio_end|>", "image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
                    "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"},
 }
-
-# ChatML templates in each family's style. They branch on content["type"] because
-# `datasets` fills missing keys with None.
-_TEMPLATE = (
-    "{%- set audio_count = namespace(value=0) -%}"
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'audio' -%}{%- set audio_count.value = audio_count.value + 1 -%}AUDIO_SLOT"
-    "{%- elif item['type'] == 'text' -%}{{- item['text'] -}}"
-    "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-_AUDIO_SLOT = {
-    "qwen2.5-omni": "{{- '<|audio_bos|><|AUDIO|><|audio_eos|>' -}}",
-    "qwen2-audio": "{{- 'Audio ' + audio_count.value|string + ': <|audio_bos|><|AUDIO|><|audio_eos|>\\n' -}}",
-    "audio-flamingo-3": "{{- '<sound>' -}}",
-    "qwen3-omni": "{{- '<|audio_start|><|audio_pad|><|audio_end|>' -}}",
-}
-
-
-def chat_template(family: str) -> str:
-    return _TEMPLATE.replace("AUDIO_SLOT", _AUDIO_SLOT[family])
 
 
 # ------------------------------------------------------------------ frozen corpus
@@ -295,7 +270,7 @@ def build_tokenizer(family: str):
         extra_special_tokens=_NAMED_TOKENS[family], model_max_length=32768,
     )
     tok.add_special_tokens({"additional_special_tokens": specials[1:]}, replace_extra_special_tokens=False)
-    tok.chat_template = chat_template(family)
+    tok.chat_template = family_template(family)
     return tok
 
 
@@ -497,4 +472,4 @@ def build_tiny(family: str, size: str = "xs", out_dir: str | Path = "tiny-model"
 
 
 __all__ = ["SIZES", "TINY_SIZES", "TOKENIZER_CORPUS", "SPECIAL_TOKENS", "build_tokenizer", "build_tiny",
-           "chat_template", "tokenizer_fingerprint"]
+           "tokenizer_fingerprint"]

@@ -29,11 +29,13 @@ class SupervisedCollator:
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         feats = [self.cache.get(r["audio"]) for r in rows]
+        # Built on the CPU: this runs in forked DataLoader workers, where touching CUDA fails
+        # ("Cannot re-initialize CUDA in forked subprocess"); the Trainer moves the batch.
         batch = self.audio_lm.build_inputs(feats, [clean_conversation(r["prompt"]) for r in rows],
-                                           add_generation_prompt=True, completions=[r["target"] for r in rows])
+                                           add_generation_prompt=True, completions=[r["target"] for r in rows],
+                                           device="cpu")
         self.cache.end_step()
-        # The Trainer moves tensors to its device; keep the collator's output on CPU for DataLoader workers.
-        return {k: v.cpu() for k, v in batch.items()}
+        return batch
 
 
 class ListDataset(torch.utils.data.Dataset):

@@ -1,7 +1,8 @@
 """What every training stage does the same way: load the model, choose what trains, save.
 
-- ``load_audio_lm``: the family adapter (``tgsr.models.load_model``) in the dtype the trainer
-  computes in (float32 on CPU, bfloat16 where bf16 is on).
+- ``load_audio_lm``: the family adapter (``tgsr.models.load_model``, folder or hub id) in the
+  dtype of the weights (``compute_dtype``: float32 master weights unless DeepSpeed or LoRA
+  keeps them elsewhere).
 - ``prepare_trainable``: freeze the vision tower (never used for speech), optionally the
   audio encoder; wrap in LoRA (PEFT) or leave everything trainable; gradient checkpointing.
 - ``save_processing``: tokenizer, feature extractor and processor next to the weights, so a
@@ -20,31 +21,56 @@ from typing import Any
 import torch
 
 from ..errors import TgsrError
+from .distributed import numel
 
 log = logging.getLogger(__name__)
 
 
+def deepspeed_enabled(trainer_args) -> bool:
+    """DeepSpeed is on for this run (a ``deepspeed`` config, or ``accelerate launch`` with a DeepSpeed config)."""
+    import os
+
+    return getattr(trainer_args, "deepspeed_plugin", None) is not None or \
+        os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+
+
 def compute_dtype(trainer_args, tgsr_args) -> torch.dtype:
+    """The dtype the weights are loaded in.
+
+    With ``tgsr.dtype: auto`` and bf16/fp16 on, the trainable weights stay float32 unless
+    DeepSpeed keeps float32 master weights itself: pure-bf16 AdamW at lr 5e-6 (GRPO) or 2e-5 (STA)
+    rounds most updates away. So bf16 weights go with DeepSpeed, or with LoRA (the base is
+    frozen and PEFT keeps the adapters in float32); full fine-tuning on one GPU, DDP or FSDP2
+    loads float32 and computes under bf16 autocast (FSDP2: its mixed-precision policy).
+    """
     if tgsr_args.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise TgsrError(f"tgsr.dtype must be auto, float32, bfloat16 or float16, got {tgsr_args.dtype!r}")
+    half = torch.bfloat16 if getattr(trainer_args, "bf16", False) else (
+        torch.float16 if getattr(trainer_args, "fp16", False) else None)
+    master_elsewhere = deepspeed_enabled(trainer_args) or bool(tgsr_args.lora)
     if tgsr_args.dtype != "auto":
-        return getattr(torch, tgsr_args.dtype)
-    if getattr(trainer_args, "bf16", False):
-        return torch.bfloat16
-    if getattr(trainer_args, "fp16", False):
-        return torch.float16
+        dtype = getattr(torch, tgsr_args.dtype)
+        if dtype != torch.float32 and not master_elsewhere:
+            log.warning("tgsr.dtype=%s with full fine-tuning and no DeepSpeed: the optimizer updates %s weights "
+                        "directly, and small updates (lr %g) round away. Use tgsr.dtype: auto (float32 master "
+                        "weights under %s autocast), LoRA, or DeepSpeed.", tgsr_args.dtype, tgsr_args.dtype,
+                        getattr(trainer_args, "learning_rate", float("nan")), tgsr_args.dtype)
+        return dtype
+    if half is None:
+        return torch.float32
+    if master_elsewhere:
+        return half
+    log.info("full fine-tuning with %s and no DeepSpeed: float32 master weights, %s autocast",
+             str(half).split(".")[-1], str(half).split(".")[-1])
     return torch.float32
 
 
 def load_audio_lm(path: str, tgsr_args, trainer_args=None):
+    """The model adapter for a training stage; ``path`` is a folder or a hub id."""
     from ..models import load_model
 
-    if not Path(path).exists():
-        raise TgsrError(f"{path}: model folder not found (build a tiny one with `tgsr model tiny`, "
-                        "or point tgsr.model at a downloaded checkpoint)")
     dtype = compute_dtype(trainer_args, tgsr_args) if trainer_args is not None else torch.float32
-    return load_model(path, family=tgsr_args.family, dtype=dtype,
-                      attn_implementation=tgsr_args.attn_implementation)
+    return load_model(path, family=tgsr_args.family, dtype=dtype, attn_implementation=tgsr_args.attn_implementation)
 
 
 def _modules_named(model: torch.nn.Module, names: tuple[str, ...]) -> list[tuple[str, torch.nn.Module]]:
@@ -66,7 +92,7 @@ def freeze(modules: list[tuple[str, torch.nn.Module]]) -> int:
         for p in m.parameters():
             if p.requires_grad:
                 p.requires_grad_(False)
-                n += p.numel()
+                n += numel(p)
     return n
 
 
@@ -102,8 +128,8 @@ def prepare_trainable(model: torch.nn.Module, tgsr_args, trainer_args=None, *, w
                                      or getattr(trainer_args, "gradient_checkpointing", False)):
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()  # checkpointing with frozen embeddings needs grads on the inputs
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(numel(p) for p in model.parameters() if p.requires_grad)
+    total = sum(numel(p) for p in model.parameters())
     summary = {"trainable_parameters": trainable, "total_parameters": total,
                "frozen_vision_parameters": frozen_vision, "frozen_audio_parameters": frozen_audio,
                "lora": bool(tgsr_args.lora)}
@@ -111,7 +137,9 @@ def prepare_trainable(model: torch.nn.Module, tgsr_args, trainer_args=None, *, w
 
 
 def save_processing(audio_lm, out_dir: str | Path) -> None:
-    """Everything besides the weights that ``load_model`` needs to reopen the folder."""
+    """Everything besides the weights that ``load_model`` needs to reopen the folder: tokenizer,
+    feature extractor, processor, and the chat template the model was trained with (the one
+    ``load_model`` chose by probing), so the folder renders exactly as training did."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     audio_lm.tokenizer.save_pretrained(out)
@@ -119,10 +147,11 @@ def save_processing(audio_lm, out_dir: str | Path) -> None:
         audio_lm.feature_extractor.save_pretrained(out)
     if audio_lm.processor is not None:
         audio_lm.processor.save_pretrained(out)
+    (out / "chat_template.jinja").write_text(audio_lm.chat_template, encoding="utf-8")
     src = Path(audio_lm.name_or_path or "")
-    for extra in ("tgsr_tiny.json", "chat_template.jinja"):
-        if (src / extra).exists() and not (out / extra).exists():
-            (out / extra).write_bytes((src / extra).read_bytes())
+    extra = src / "tgsr_tiny.json"
+    if extra.exists() and not (out / extra.name).exists():
+        (out / extra.name).write_bytes(extra.read_bytes())
 
 
 class SaveProcessingMixin:
@@ -155,14 +184,27 @@ class SaveProcessingMixin:
 def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> Path:
     """Final weights (LoRA merged in) plus processing files: a folder ``load_model`` opens.
 
-    Afterwards ``audio_lm.model`` is the trained (merged) model, ready for evaluation."""
+    Called on every rank. Sharded weights (ZeRO-3, FSDP) are gathered onto the main process
+    first, since ``save_pretrained`` on a partitioned model writes empty tensors. Afterwards
+    ``audio_lm.model`` is the trained model, ready for evaluation, unless it is sharded (then
+    ``audio_lm.model`` stays the sharded model: reload the folder to evaluate it on one device).
+    """
+    from .distributed import gathered_state_dict, merge_lora_state_dict, sharding
+
     out = Path(out_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    audio_lm.model = model
+    sharded = sharding(trainer)
+    state = gathered_state_dict(trainer) if sharded else None
+    if sharded is None:
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        audio_lm.model = model
     if trainer.accelerator.is_main_process:
-        model.save_pretrained(out)
+        base = model
+        if hasattr(model, "get_base_model"):  # PEFT, sharded: fold the adapters into the gathered weights
+            state = merge_lora_state_dict(state, model.peft_config["default"])
+            base = model.get_base_model()
+        base.save_pretrained(out, state_dict=state)
         save_processing(audio_lm, out)
     trainer.accelerator.wait_for_everyone()
     return out
@@ -188,15 +230,25 @@ def weights_digest(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())
+        p = p.to_local() if hasattr(p, "to_local") else p  # FSDP2: this rank's shard
         h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
 def rank_digests(trainer) -> list[str]:
-    """The weights digest of every process (gathered), in rank order."""
+    """The weights digest of every process (gathered), in rank order (of its shard, when sharded)."""
     from accelerate.utils import gather_object
 
     return gather_object([weights_digest(trainer.accelerator.unwrap_model(trainer.model))])
+
+
+def rank_parameter_counts(trainer) -> list[list[int]]:
+    """[local, total] parameter elements of every process, in rank order: local < total shows sharding."""
+    from accelerate.utils import gather_object
+
+    from .distributed import parameter_counts
+
+    return gather_object([list(parameter_counts(trainer.model))])
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -205,5 +257,6 @@ def write_json(path: str | Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-__all__ = ["SaveProcessingMixin", "compute_dtype", "load_audio_lm", "prepare_trainable", "audio_encoder_modules", "save_processing",
-           "save_model_folder", "resume_checkpoint", "write_json", "weights_digest", "rank_digests"]
+__all__ = ["SaveProcessingMixin", "compute_dtype", "deepspeed_enabled", "load_audio_lm", "prepare_trainable", "audio_encoder_modules", "save_processing",
+           "save_model_folder", "resume_checkpoint", "write_json", "weights_digest", "rank_digests",
+           "rank_parameter_counts"]

@@ -75,7 +75,7 @@ class ConfigError(TgsrError):
 class TgsrArgs:
     """The ``tgsr:`` section shared by all stages."""
 
-    model: str = ""                           # model folder (tiny or pretrained) or Stage-1 checkpoint
+    model: str = ""                           # model folder or hub id (HF cache), or the Stage-1 checkpoint
     family: str | None = None                  # qwen2.5-omni | qwen2-audio | audio-flamingo-3 (None: from config)
     train_file: str = ""                       # sta.jsonl (sta) or qa.jsonl (sft, grpo)
     eval_file: str | None = None               # held-out split: STA IoU report, SFT/GRPO eval
@@ -113,9 +113,12 @@ class GrpoArgs(TgsrArgs):
     # reward spec for tgsr.rewards.build_reward_funcs: name -> weight, or name -> {weight: w, **params};
     # the weights become GRPOConfig.reward_weights (unless the recipe sets reward_weights itself)
     rewards: Any = field(default_factory=lambda: {"answer": 1.0, "compaction": 1.0})
-    ref_model: str | None = None               # reference policy for the KL term (default: `model`, i.e. pi_0)
+    ref_model: str | None = None               # reference policy for the KL term, folder or hub id (default:
+                                               # `model`, i.e. pi_0); loaded by tgsr (Omni: the thinker)
     logprob_check_steps: int = 1               # generation batches whose sampling log-probs are checked
-    logprob_check_tol: float | None = None     # None: 1e-4 in fp32, 5e-2 in bf16/fp16
+    logprob_check_tol: float | None = None     # the audio guard (tgsr.train.audio_guard): max gap in fp32
+                                               # (None: 1e-4), mean gap in bf16/fp16 (None: 0.1) plus the
+                                               # swapped-audio contrast
     encoder_cache: bool = True                 # frozen audio encoder: outputs once per clip per step (off if it trains)
     merge_lora_for_generation: Any = "auto"    # LoRA: sample from the adapter merged into a weight copy (faster
                                                # decode); auto: when the GPU has room for the copy; true | false
@@ -263,18 +266,29 @@ def load_config(stage: str, path: str | Path | None, overrides: Sequence[str] = 
 
 
 def _cpu_precision(tr: dict) -> dict:
-    """Full precision without a GPU: TRL defaults bf16=True, which costs ~1e-3 in log-probs on CPU."""
+    """A recipe run on a machine without a GPU: the shipped GPU recipes run as they are.
+
+    bf16 stays on (bfloat16 autocast on the CPU, as the recipe asks; float32 master weights, see
+    ``tgsr.train.common.compute_dtype``), which needs ``use_cpu``; fp16 has no CPU autocast path
+    in the Trainer and is refused. Otherwise full precision: TRL's GRPOConfig defaults bf16=True,
+    which a recipe that does not ask for it should not get on a CPU. Several processes train over
+    gloo (``accelerate launch`` / ``torchrun``); an FSDP launch then really shards
+    (``tgsr.train.distributed.ShardedCpuMixin``).
+    """
     import torch
 
-    if not torch.cuda.is_available():
-        if tr.get("bf16") or tr.get("fp16"):
-            raise ConfigError("bf16/fp16 training needs a GPU; remove bf16/fp16 from the recipe to train on CPU")
+    if torch.cuda.is_available():
+        return tr
+    if tr.get("fp16"):
+        raise ConfigError("fp16 training needs a GPU; use bf16: true (or neither) to train on the CPU")
+    if tr.get("bf16"):
+        tr["use_cpu"] = True
+    else:
         tr["bf16"] = False
-        tr["fp16"] = False
-        # several processes on a CPU machine (accelerate launch / torchrun) train data-parallel over gloo
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            tr.setdefault("use_cpu", True)
-            tr.setdefault("ddp_backend", "gloo")
+    tr["fp16"] = False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        tr.setdefault("use_cpu", True)
+        tr.setdefault("ddp_backend", "gloo")
     return tr
 
 

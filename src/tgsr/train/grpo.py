@@ -47,19 +47,15 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from ..errors import TgsrError
+from .audio_guard import judge, swap_permutation
 from .common import SaveProcessingMixin
+from .distributed import ShardedCpuMixin
 from .datasets import clean_conversation
 from .encoder_cache import install_encoder_caches
 from .features import FeatureCache
 from .lora_merge import merge_policy, merged_lora
 
 log = logging.getLogger(__name__)
-
-
-def collate_audio(audio_lm, features: list) -> dict[str, torch.Tensor]:
-    """Batch per-clip feature dicts in row order with the adapter's own padding rules."""
-    collate = getattr(audio_lm, "collate_audio", None) or audio_lm._collate_audio
-    return collate(features)
 
 
 class _AudioRow:
@@ -75,7 +71,79 @@ class _AudioRow:
         return f"_AudioRow({self.path!r}, cached={self.features is not None})"
 
 
-class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
+@contextlib.contextmanager
+def _reference_through_tgsr(ref_path: str | None, family: str, args: GRPOConfig):
+    """While TRL's ``__init__`` runs, build its reference policy with tgsr's loader instead of
+    ``AutoModel...from_pretrained(config._name_or_path)``.
+
+    TRL would instantiate ``config.architectures[0]``: for a hub Qwen2.5-Omni folder that is the
+    full talker model (whose forward raises) or an architecture transformers 5 no longer has.
+    tgsr's loader gives the thinker, from a thinker folder or a full checkpoint alike. TRL keeps
+    the rest of its reference handling (dropout, fused LM head, DeepSpeed / FSDP preparation).
+    The reference never trains, so with bf16/fp16 on it is stored in that precision even when the
+    policy keeps float32 master weights.
+    """
+    from trl.trainer import grpo_trainer
+
+    if ref_path is None:
+        yield
+        return
+    original = grpo_trainer.create_model_from_path
+
+    def load_reference(model_id, architecture=None, **kwargs):
+        from ..models import load_model
+
+        dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else kwargs.get("dtype")
+        lm = load_model(ref_path, family=family, dtype=dtype, device_map=kwargs.get("device_map"),
+                        attn_implementation=kwargs.get("attn_implementation"))
+        log.info("GRPO reference policy: %s (%s, %s)", ref_path, type(lm.model).__name__, lm.model.dtype)
+        return lm.model
+
+    grpo_trainer.create_model_from_path = load_reference
+    try:
+        yield
+    finally:
+        grpo_trainer.create_model_from_path = original
+
+
+class _SamplingLogprobs:
+    """Records log-softmax(raw logits / T) of each sampled token during ``generate``.
+
+    A forward hook on the model: each decoding forward returns this step's logits and receives,
+    as ``input_ids``, the token drawn at the previous step, so only one [rows, vocabulary] row of
+    log-probs is alive at a time (``output_logits=True`` would keep every step's logits: rows x
+    tokens x vocabulary, ~10 GB at the paper's 7B shape). Independent of the logits processors,
+    so top-k / top-p / suppression do not enter, exactly as in TRL's log-prob pass.
+    """
+
+    def __init__(self, model: torch.nn.Module, temperature: float):
+        self.temperature = temperature
+        self.prev: torch.Tensor | None = None
+        self.steps: list[torch.Tensor] = []
+        self.handle = model.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _resolve(self, tokens: torch.Tensor) -> None:
+        if self.prev is not None:
+            self.steps.append(self.prev.gather(-1, tokens[:, -1:].to(self.prev.device)).squeeze(-1))
+
+    def _hook(self, module, args, kwargs, output):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if self.prev is not None and ids is not None:
+            self._resolve(ids)
+        self.prev = torch.log_softmax(output.logits[:, -1, :].float() / self.temperature, dim=-1)
+
+    def finish(self, sequences: torch.Tensor, n_new: int) -> torch.Tensor:
+        """Per-token log-probs [rows, n_new] of the generated part of ``sequences``."""
+        self.handle.remove()
+        self._resolve(sequences)
+        self.prev = None
+        steps = self.steps[:n_new]
+        if len(steps) != n_new:
+            raise TgsrError(f"internal: recorded {len(steps)} sampling steps for {n_new} generated tokens")
+        return torch.stack(steps, dim=1)
+
+
+class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, GRPOTrainer):
     """TRL's GRPOTrainer with the audio in generation, old-policy, reference and policy passes.
 
     ``audio_lm`` is a ``tgsr.models.AudioLM``; dataset rows need ``prompt`` (a conversation
@@ -96,9 +164,9 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
         self.feature_cache = FeatureCache(audio_lm.featurize_one, enabled=feature_cache,
                                           max_clips=feature_cache_size)
         self.logprob_check_steps = int(logprob_check_steps)
-        full_precision = not (args.bf16 or args.fp16) and audio_lm.model.dtype == torch.float32
-        self.logprob_check_tol = logprob_check_tol if logprob_check_tol is not None else (
-            1e-4 if full_precision else 5e-2)
+        # The guard's statistic follows the precision the passes compute in (tgsr.train.audio_guard).
+        self.logprob_check_full_precision = not (args.bf16 or args.fp16) and audio_lm.model.dtype == torch.float32
+        self.logprob_check_tol = logprob_check_tol
         self.logprob_checks: list[dict[str, float]] = []
         self.last_logprob_check: dict[str, torch.Tensor] | None = None
         self._active_rows: list[_AudioRow] | None = None
@@ -114,22 +182,16 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
         args.generation_kwargs = gen_kwargs
 
         model = audio_lm.model
-        # TRL builds the reference policy from `config._name_or_path`: point it at the reference folder.
-        original_name = model.config._name_or_path
-        ref_path = str(ref_model) if ref_model else original_name
+        ref_path = None
         if args.beta != 0.0 and peft_config is None:
-            if not ref_path or not Path(ref_path).is_dir():
-                raise TgsrError(f"beta={args.beta} needs a reference model folder; got {ref_path!r} (pass "
-                                "tgsr.ref_model, e.g. the Stage-1 checkpoint)")
-            model.config._name_or_path = ref_path
-        try:
+            from ..models import resolve_model_path
+
+            ref_path = resolve_model_path(ref_model or model.config._name_or_path, what="reference model")
+        self.reference_path = ref_path  # None: no separate reference (beta 0, or LoRA's disabled adapter)
+        with _reference_through_tgsr(ref_path, audio_lm.family, args):
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
                              eval_dataset=eval_dataset, processing_class=audio_lm.tokenizer,
                              peft_config=peft_config, callbacks=callbacks)
-        finally:
-            model.config._name_or_path = original_name
-        if self.ref_model is not None:
-            self.ref_model.config._name_or_path = ref_path
         # Frozen audio towers (policy and reference, each its own memo) encode each clip once per
         # generation batch; a tower with a trainable parameter is left alone.
         # The reference policy never trains: mark it so, which lets its tower be cached too.
@@ -160,7 +222,7 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
 
     def audio_inputs(self, rows: list[_AudioRow]) -> dict[str, torch.Tensor]:
         """The audio tensors of ``rows``, in row order, ready for ``model(**...)``."""
-        return collate_audio(self.audio_lm, [self._features(r) for r in rows])
+        return self.audio_lm.collate_audio([self._features(r) for r in rows])
 
     # ------------------------------------------------------------------ TRL hooks
     def _generate_and_score_completions(self, inputs):
@@ -215,7 +277,6 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
         record = self._record_sampling
         generation_config = copy.copy(self.generation_config)
         generation_config.return_dict_in_generate = True
-        generation_config.output_logits = record
         # Sharded weights (ZeRO-3, FSDP) are gathered per layer: no whole-weight copy to merge into.
         merge = self.merge_lora_policy != "never" and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
         with (
@@ -228,8 +289,16 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
             torch.no_grad(),
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
             merged_lora(unwrapped_model, self.merge_lora_policy) if merge else contextlib.nullcontext(False) as merged,
+            # the same autocast as the log-prob passes: float32 master weights decode in bf16 too
+            self.accelerator.autocast(),
         ):
-            out = unwrapped_model.generate(**gen_inputs, generation_config=generation_config)
+            inner = unwrapped_model.get_base_model() if is_peft_model(unwrapped_model) else unwrapped_model
+            recorder = _SamplingLogprobs(inner, self.temperature) if record else None
+            try:
+                out = unwrapped_model.generate(**gen_inputs, generation_config=generation_config)
+            finally:
+                if recorder is not None:
+                    recorder.handle.remove()
         if merged != self.generation_merged_lora and self.merge_lora_policy != "never" and is_peft_model(self.model):
             log.info("GRPO generation %s", "runs on merged LoRA weights" if merged else
                      "keeps the LoRA branches (sharded, quantised or DoRA weights, or no GPU memory for the copy)")
@@ -241,11 +310,7 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
         ids_list = [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu())]
         logprobs = None
         if record:
-            # Sampling distribution = softmax(raw logits / T), as TRL's log-prob pass computes it.
-            # One decoding step at a time: rows x vocabulary floats, not rows x tokens x vocabulary.
-            steps = [torch.log_softmax(step.float() / self.temperature, dim=-1)
-                     .gather(-1, completion_ids[:, t:t + 1]).squeeze(-1) for t, step in enumerate(out.logits)]
-            lp = torch.stack(steps, dim=1)
+            lp = recorder.finish(out.sequences, completion_ids.size(1))
             logprobs = [row[m].tolist() for row, m in zip(lp.cpu(), keep.cpu())]
         return ids_list, logprobs
 
@@ -291,31 +356,43 @@ class AudioGRPOTrainer(SaveProcessingMixin, GRPOTrainer):
     # ------------------------------------------------------------------ the audio guard
     @torch.no_grad()
     def _check_logprobs(self, output: dict, sampling: torch.Tensor) -> None:
-        """The trainer's log-prob pass must reproduce the sampling log-probs (same audio, same tokens)."""
+        """The trainer's log-prob pass must reproduce the sampling log-probs (same audio, same tokens);
+        in reduced precision it is also contrasted with swapped audio (``tgsr.train.audio_guard``)."""
         prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
         completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
-        logps = output.get("old_per_token_logps")
-        if logps is None:
-            logps, _, _ = self._get_per_token_logps_and_entropies(
-                self.model, torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1),
-                completion_ids.size(1), batch_size=self.args.per_device_train_batch_size)
         mask = completion_mask.bool()
         if not mask.any():
             return
+        ids, attn = torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1)
+        n, bs = completion_ids.size(1), self.args.per_device_train_batch_size
+        logps = output.get("old_per_token_logps")
+        if logps is None:
+            logps, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, attn, n, batch_size=bs)
+        swapped = None
+        perm = None if self.logprob_check_full_precision else swap_permutation([r.path for r in self._active_rows])
+        if perm is not None:
+            rows = self._active_rows
+            self._active_rows = [rows[j] for j in perm]
+            try:
+                swapped, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, attn, n, batch_size=bs)
+            finally:
+                self._active_rows = rows
+        result = judge(logps, sampling.to(logps.device), mask, full_precision=self.logprob_check_full_precision,
+                       tol=self.logprob_check_tol, swapped=swapped)
         self.last_logprob_check = {"sampling": sampling.detach().cpu(), "policy": logps.detach().cpu(),
-                                   "mask": mask.cpu()}
-        gap = (logps.float() - sampling.to(logps.device).float()).abs()[mask]
-        record = {"step": float(self.state.global_step), "max": gap.max().item(), "mean": gap.mean().item(),
-                  "tokens": float(mask.sum().item())}
+                                   "mask": mask.cpu(), "swapped": None if swapped is None else swapped.detach().cpu()}
+        record = result.record(self.state.global_step)
         self.logprob_checks.append(record)
         mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["audio/logprob_gap_max"].append(record["max"])
-        if record["max"] > self.logprob_check_tol:
-            raise TgsrError(
-                f"GRPO log-prob check failed: the training pass differs from the sampling log-probs by up to "
-                f"{record['max']:.3g} (tolerance {self.logprob_check_tol:g}). The log-prob passes do not see the "
-                "inputs generation saw (audio features, positions or precision). Use fp32 to check, or raise "
-                "tgsr.logprob_check_tol if the model runs in reduced precision.")
+        self._metrics[mode]["audio/logprob_gap_max"].append(result.max)
+        self._metrics[mode]["audio/logprob_gap_mean"].append(result.mean)
+        if result.swapped_mean is not None:
+            self._metrics[mode]["audio/logprob_gap_mean_swapped"].append(result.swapped_mean)
+        log.info("GRPO audio guard: %s", result.reason)
+        if not result.passed:
+            raise TgsrError(f"GRPO log-prob check failed: {result.reason}. Tolerance: tgsr.logprob_check_tol "
+                            f"(the {'maximum' if result.precision == 'full' else 'mean'} gap in "
+                            f"{'float32' if result.precision == 'full' else 'reduced precision'}).")
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         from ..rewards import REWARD_STATS
@@ -333,8 +410,9 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
     from datasets import Dataset
     from transformers import set_seed
 
-    from .common import (load_audio_lm, prepare_trainable, rank_digests, resume_checkpoint, save_model_folder,
-                         weights_digest, write_json)
+    from .common import (load_audio_lm, prepare_trainable, rank_digests, rank_parameter_counts, resume_checkpoint,
+                         save_model_folder, weights_digest, write_json)
+    from .distributed import sharding
     from .config import dump_config, reward_spec
     from .datasets import grpo_rows
 
@@ -363,7 +441,8 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
         dump_config(trainer_args, tgsr_args, out_dir / "tgsr_config.yaml")
     initial_digest = weights_digest(trainer.model)
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    digests = rank_digests(trainer)  # data-parallel ranks must hold the same weights
+    digests = rank_digests(trainer)  # data-parallel ranks must hold the same weights (sharded: their shards)
+    counts = rank_parameter_counts(trainer)
     save_model_folder(trainer, audio_lm, out_dir)
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     summary = {
@@ -374,7 +453,10 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
         "skipped_rows": len(train.errors), "feature_cache": trainer.feature_cache.stats(),
         "encoder_cache": [c.stats() for c in trainer.encoder_caches],
         "logprob_checks": trainer.logprob_checks, "num_processes": trainer.accelerator.num_processes,
-        "initial_weights_digest": initial_digest, "rank_weights_digests": digests, **params,
+        "initial_weights_digest": initial_digest, "rank_weights_digests": digests, "sharding": sharding(trainer),
+        "rank_parameters": counts, "weights_dtype": str(trainer.accelerator.unwrap_model(trainer.model).dtype),
+        "reference_model": trainer.reference_path,
+        "loss_type": trainer_args.loss_type, **params,
     }
     if trainer.accelerator.is_main_process:
         write_json(out_dir / "tgsr_summary.json", summary)

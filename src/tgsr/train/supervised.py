@@ -14,9 +14,10 @@ from typing import Callable
 from transformers import Trainer
 
 from .common import SaveProcessingMixin
+from .distributed import ShardedCpuMixin
 
 
-class AudioSupervisedTrainer(SaveProcessingMixin, Trainer):
+class AudioSupervisedTrainer(ShardedCpuMixin, SaveProcessingMixin, Trainer):
     def __init__(self, audio_lm, *args, **kwargs):
         self.audio_lm = audio_lm
         super().__init__(*args, **kwargs)
@@ -28,8 +29,9 @@ def run_supervised(stage: str, trainer_args, tgsr_args, rows_fn: Callable, *, re
     from transformers import set_seed
 
     from .collate import ListDataset, SupervisedCollator
-    from .common import load_audio_lm, prepare_trainable, resume_checkpoint, save_model_folder
+    from .common import load_audio_lm, prepare_trainable, rank_parameter_counts, resume_checkpoint, save_model_folder
     from .config import dump_config
+    from .distributed import sharding
     from .features import FeatureCache
 
     set_seed(trainer_args.seed)
@@ -53,12 +55,16 @@ def run_supervised(stage: str, trainer_args, tgsr_args, rows_fn: Callable, *, re
     if trainer.accelerator.is_main_process:
         dump_config(trainer_args, tgsr_args, out_dir / "tgsr_config.yaml")
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    counts = rank_parameter_counts(trainer)
     save_model_folder(trainer, audio_lm, out_dir)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     summary = {"stage": stage, "output_dir": str(out_dir), "global_step": trainer.state.global_step,
                "train_runtime_s": result.metrics.get("train_runtime"), "loss_first": losses[0] if losses else None,
                "loss_last": losses[-1] if losses else None, "train_rows": len(train.rows),
-               "skipped_rows": len(train.errors), "feature_cache": cache.stats(), **params}
+               "skipped_rows": len(train.errors), "feature_cache": cache.stats(),
+               "num_processes": trainer.accelerator.num_processes, "sharding": sharding(trainer),
+               "rank_parameters": counts, "weights_dtype": str(trainer.accelerator.unwrap_model(trainer.model).dtype),
+               **params}
     return trainer, audio_lm, summary
 
 
