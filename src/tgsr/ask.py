@@ -46,8 +46,9 @@ class AskResult:
 
 def ask(model_path: str, audio_path: str, question: str, choices: Sequence[str], *,
         style: str = "grounded", max_new_tokens: int = 160, sample: bool = False, seed: int = 0,
-        lm=None) -> AskResult:
-    """Run ``model_path`` (or an already loaded adapter ``lm``) on one question."""
+        lm=None, device: str = "auto", dtype: str | None = None) -> AskResult:
+    """Run ``model_path`` (a folder or hub id, placed by ``device``/``dtype`` as in
+    ``tgsr.models.placement``; or an already loaded adapter ``lm``) on one question."""
     import torch
 
     from .answers import extract_choice
@@ -61,9 +62,7 @@ def ask(model_path: str, audio_path: str, question: str, choices: Sequence[str],
     if lm is None:
         from .models import load_model
 
-        if not Path(model_path).exists():
-            raise TgsrError(f"{model_path}: model folder not found")
-        lm = load_model(model_path)
+        lm = load_model(model_path, device=device, dtype=dtype)
     audio = load_audio(audio_path)
     prompt = reasoning_question(question, choices, style=style)
     torch.manual_seed(seed)

@@ -344,11 +344,13 @@ def summarize_items(rows: Sequence[dict], n_predictions: int, n_malformed: int =
 
 def run_behaviors(run_dir: str | Path, out_dir: str | Path | None = None, *, asr: str | None = "faster-whisper",
                   asr_model: str | None = None, judge: str = "rule", data: str | None = None,
-                  progress: bool = True, transcribe: Callable | None = None) -> dict:
+                  progress: bool = True, transcribe: Callable | None = None, device: str = "auto",
+                  dtype: str | None = None) -> dict:
     """Score every prediction of a run; resumable (``behaviors_items.jsonl`` is appended).
 
     ``asr`` is a ``tgsr.data.align`` backend name (``none`` to skip Audiology Verify);
-    ``transcribe`` overrides it with any ``audio -> text`` callable. Returns the summary, also
+    ``transcribe`` overrides it with any ``audio -> text`` callable. ``device``/``dtype`` place an
+    ``hf:`` judge model (``tgsr.models.placement``). Returns the summary, also
     written to ``behaviors.json`` and ``behaviors.md`` in ``out_dir`` (default ``RUN_DIR/behaviors``).
     """
     from tqdm.auto import tqdm
@@ -366,7 +368,7 @@ def run_behaviors(run_dir: str | Path, out_dir: str | Path | None = None, *, asr
                 (asr if transcribe is None else "custom"), "asr_model": asr_model, "judge": judge}
     settings_path = out / "behaviors_settings.json"
     items_path = out / "behaviors_items.jsonl"
-    judge_obj = get_judge(judge)   # a bad --judge or --asr fails before anything is written
+    judge_obj = get_judge(judge, device=device, dtype=dtype)   # a bad --judge or --asr fails before anything is written
     if transcribe is None and asr not in (None, "none"):
         from ..data.align import BACKENDS
 

@@ -183,13 +183,19 @@ class OpenAIJudge(_ModelJudge):
 class HFJudge(_ModelJudge):
     """A local transformers causal LM (chat template, greedy decoding)."""
 
-    def __init__(self, path: str, *, max_new_tokens: int = 128):
+    def __init__(self, path: str, *, max_new_tokens: int = 128, device: str = "auto", dtype: str | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ..models.hub import resolve_model_path
+        from ..models.placement import placement
+
         self.name = f"hf:{path}"
+        folder = resolve_model_path(path, what="judge model")
+        where = placement(device, dtype)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(path).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=where.dtype,
+                                                              device_map=where.device_map).eval()
         except (OSError, ValueError) as e:  # a wrong path is a user error, not a traceback
             raise TgsrError(f"judge hf:{path}: cannot load a causal LM: {e}") from None
         self.max_new_tokens = max_new_tokens
@@ -203,15 +209,15 @@ class HFJudge(_ModelJudge):
                                            add_generation_prompt=True)
         else:
             text = prompt + "\n"
-        enc = tok(text, return_tensors="pt", add_special_tokens=False)
+        enc = tok(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         with torch.no_grad():
             out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                                       pad_token_id=tok.pad_token_id or tok.eos_token_id)
         return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def get_judge(spec: str | None) -> Judge:
-    """``rule`` | ``openai:MODEL@BASE_URL`` | ``hf:PATH``."""
+def get_judge(spec: str | None, *, device: str = "auto", dtype: str | None = None) -> Judge:
+    """``rule`` | ``openai:MODEL@BASE_URL`` | ``hf:PATH`` (a folder or hub id, placed by ``device``)."""
     spec = (spec or "rule").strip()
     if spec == "rule":
         return RuleJudge()
@@ -225,5 +231,5 @@ def get_judge(spec: str | None) -> Judge:
         path = spec[3:]
         if not path:
             raise TgsrError(f"judge spec {spec!r}: expected hf:PATH")
-        return HFJudge(path)
+        return HFJudge(path, device=device, dtype=dtype)
     raise TgsrError(f"unknown judge {spec!r}; expected rule, openai:MODEL@URL or hf:PATH")

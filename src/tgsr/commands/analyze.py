@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from . import add_placement_arguments
+
 
 def register(tree) -> None:
     group = tree.group("analyze", "Analyse how models listen: block attention, behaviour metrics, "
@@ -30,6 +32,7 @@ def register(tree) -> None:
     p.add_argument("--limit", type=int, help="first N items (or clips, with --queries)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--chunk", type=int, default=128, help="query rows per attention chunk (memory bound)")
+    add_placement_arguments(p)
     p.add_argument("--quiet", action="store_true")
 
     p = group.command("behaviors", "Regions Explored, Audiology Verify, Consistency and grounding precision of "
@@ -44,6 +47,7 @@ def register(tree) -> None:
                    help="consistency judge: rule (offline, default) | openai:MODEL@BASE_URL | hf:PATH")
     p.add_argument("--data", help="QA JSONL with the items (default: the run's benchmark from run.json)")
     p.add_argument("--out", type=Path, help="folder for the combined table (each run's scores go to RUN_DIR/behaviors)")
+    add_placement_arguments(p)  # the hf: judge model (the Whisper ASR runs on the CPU)
     p.add_argument("--quiet", action="store_true")
 
     p = group.command("faithfulness", "Re-ask each question with the cited audio masked and with random audio of "
@@ -55,6 +59,7 @@ def register(tree) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int)
     p.add_argument("--max-new-tokens", type=int, default=256)
+    add_placement_arguments(p)
     p.add_argument("--quiet", action="store_true")
 
     p = group.command("listening", "Accuracy (or IoU) of the same models with their own, swapped and silent audio, "
@@ -127,7 +132,7 @@ def attention(args: argparse.Namespace) -> int:
         jobs = jobs_from_qa(examples, queries=queries, teacher_force=args.teacher_force)
     summaries = {}
     for model, label in zip(args.model, labels):
-        lm = load_model(model)
+        lm = load_model(model, device=args.device, dtype=args.dtype)
         summaries[label] = run_attention(lm, jobs, args.out / label, max_new_tokens=args.max_new_tokens,
                                          chunk=args.chunk, progress=not args.quiet)
         del lm
@@ -154,7 +159,7 @@ def behaviors(args: argparse.Namespace) -> int:
     summaries = {}
     for run in args.predictions:
         s = run_behaviors(run, asr=args.asr, asr_model=args.asr_model, judge=args.judge, data=args.data,
-                          progress=not args.quiet)
+                          progress=not args.quiet, device=args.device, dtype=args.dtype)
         label = s["label"]
         if label in summaries:
             label = f"{label} ({run})"
@@ -180,7 +185,7 @@ def faithfulness(args: argparse.Namespace) -> int:
     examples = _load_examples(args)
     if args.limit:
         examples = examples[: args.limit]
-    lm = load_model(args.model)
+    lm = load_model(args.model, device=args.device, dtype=args.dtype)
     s = run_faithfulness(lm, examples, args.out, mask=args.mask, seed=args.seed,
                          max_new_tokens=args.max_new_tokens, progress=not args.quiet)
     print(faithfulness_markdown({Path(args.model).name: s}))

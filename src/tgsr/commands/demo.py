@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import add_placement_arguments
+
 
 def register(tree) -> None:
     p = tree.command(
@@ -33,7 +35,7 @@ def register(tree) -> None:
     p = tree.command(
         "ask", "Ask a model one multiple-choice question about one audio file; prints the reasoning, "
                "its cited spans and the answer.", _ask)
-    p.add_argument("model", help="model folder (a checkpoint written by tgsr, or a tiny model)")
+    p.add_argument("model", help="model folder (a checkpoint written by tgsr, a tiny model) or hub id")
     p.add_argument("audio", help="audio file (any format tgsr.audio reads)")
     p.add_argument("question")
     p.add_argument("--choice", action="append", required=True, dest="choices",
@@ -44,6 +46,7 @@ def register(tree) -> None:
     p.add_argument("--sample", action="store_true", help="sample (temperature 0.8) instead of greedy decoding")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--html", default=None, help="also write the single-example viewer to this file")
+    add_placement_arguments(p)
 
     p = tree.command("report", "Regenerate RUN_DIR/report.html from RUN_DIR/results.json.", _report)
     p.add_argument("run_dir")
@@ -77,7 +80,8 @@ def _ask(args: argparse.Namespace) -> int:
         print("tgsr ask: give at least two --choice options", file=sys.stderr)
         return 2
     result = ask(args.model, args.audio, args.question, args.choices, style=args.style,
-                 max_new_tokens=args.max_new_tokens, sample=args.sample, seed=args.seed)
+                 max_new_tokens=args.max_new_tokens, sample=args.sample, seed=args.seed, device=args.device,
+                 dtype=args.dtype)
     print(result.completion)
     print()
     if result.spans:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from . import add_placement_arguments
+
 
 def register(tree) -> None:
     from ..eval.benchmarks import BENCHMARKS
@@ -15,7 +17,8 @@ def register(tree) -> None:
 
     p = group.command("run", "Run a model on a benchmark; predictions are appended as produced and the run "
                              "resumes where it stopped.", handler=run)
-    p.add_argument("--model", required=True, help="model folder (or hub id available offline)")
+    p.add_argument("--model", required=True,
+                   help="model folder or hub id (read from the Hugging Face cache; downloaded unless HF_HUB_OFFLINE=1)")
     p.add_argument("--benchmark", required=True, choices=names)
     p.add_argument("--data-root", type=Path, help="folder holding the benchmark audio (and metadata)")
     p.add_argument("--meta", type=Path, help="metadata file (default: looked up under --data-root)")
@@ -33,7 +36,7 @@ def register(tree) -> None:
     p.add_argument("--label", help="row name in `tgsr eval table` (default: the model folder name, plus a "
                                    "non-default prompt or audio condition)")
     p.add_argument("--family", help="model family, if it cannot be read from the config")
-    p.add_argument("--dtype", help="float32 | bfloat16 | float16")
+    add_placement_arguments(p)
     p.add_argument("--export-text", choices=["written", "choice"], default="written",
                    help="MMAU/MMAR export: the answer as the model wrote it (default) or the extracted option text")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                     meta=None if args.meta is None else str(args.meta.resolve()), batch_size=args.batch_size,
                     limit=args.limit, prompt=args.prompt, temperature=args.temperature, top_p=args.top_p,
                     max_new_tokens=args.max_new_tokens, audio_condition=args.audio_condition, seed=args.seed,
-                    label=args.label, family=args.family, dtype=args.dtype, export_text=args.export_text)
+                    label=args.label, family=args.family, dtype=args.dtype, device=args.device,
+                    export_text=args.export_text)
     metrics = run_eval(cfg, progress=not args.quiet)
     print(format_metrics(metrics))
     print(f"run folder: {args.out}")

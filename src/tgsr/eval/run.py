@@ -67,7 +67,8 @@ class RunConfig:
     seed: int = 0
     label: str | None = None             # row name in `tgsr eval table` (default: model folder name)
     family: str | None = None
-    dtype: str | None = None
+    dtype: str | None = None             # None: bfloat16 on a GPU, float32 on the CPU
+    device: str = "auto"                 # auto (CUDA when available) | cpu | cuda | cuda:N (tgsr.models.placement)
     export_text: str = "written"         # MMAU/MMAR export: the answer as written, or the option text
 
     def validate(self) -> None:
@@ -247,7 +248,7 @@ def run_eval(cfg: RunConfig, *, lm=None, progress: bool = True) -> dict:
         from ..models import load_model
 
         # Load before committing run.json, so a wrong --model leaves the folder reusable.
-        lm = load_model(cfg.model, family=cfg.family, dtype=cfg.dtype)
+        lm = load_model(cfg.model, family=cfg.family, dtype=cfg.dtype, device=cfg.device)
     _write_json(out / RUN_INFO, info)
     # similar lengths in one batch waste less padding; unknown lengths go last, order is stable
     lengths = {ex.id: _duration(ex) for ex in pending}

@@ -134,7 +134,7 @@ class AudioLM:
     @classmethod
     def load_pretrained_model(cls, path, config, **kwargs):
         """The transformers model from a checkpoint folder (families with other layouts override it)."""
-        return cls.model_class().from_pretrained(path, **kwargs)
+        return load_checked(cls.model_class(), path, **kwargs)
 
     @classmethod
     def checkpoint_prefix(cls, config) -> str | None:
@@ -444,6 +444,28 @@ class AudioLM:
 
 
 # ------------------------------------------------------------------ utilities
+
+def load_checked(model_class, path, **kwargs):
+    """``from_pretrained`` that refuses a checkpoint missing weights the model needs.
+
+    transformers only prints a load report and initialises missing weights at random, so a
+    folder written with the wrong key layout would otherwise train and evaluate as noise.
+    Unexpected keys (an Omni checkpoint's talker and vocoder) are fine."""
+    model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    # save_pretrained reverts the key renamings from_pretrained recorded. Its ZeRO-3 load path
+    # (transformers 5.24, integrations/deepspeed.py) records all candidate renamings, not only those
+    # that matched a checkpoint key as the normal path does, so a save would write Omni keys as
+    # thinker.model.thinker.audio_tower...; keep the used ones, as the normal path does.
+    convs = getattr(model, "_weight_conversions", None)
+    if convs:
+        model._weight_conversions = [c for c in convs if c.was_used()]
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise TgsrError(f"{path}: the checkpoint lacks {len(missing)} weight(s) of {model_class.__name__} "
+                        f"(e.g. {', '.join(missing[:3])}); loading it would leave them random. Is it a checkpoint "
+                        f"of this architecture, saved with its own key layout?")
+    return model
+
 
 MIN_SAMPLES = 4000  # 0.25 s: shorter clips are padded with silence so they still give >= 2 audio tokens
 

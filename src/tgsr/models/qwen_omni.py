@@ -15,7 +15,7 @@ padding would only cost log-mel time. Long clips are not truncated.
 
 from __future__ import annotations
 
-from .base import AudioLM
+from .base import AudioLM, load_checked
 
 OMNI_SYSTEM_PROMPT = (
     "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
@@ -41,9 +41,9 @@ class QwenOmniLM(AudioLM):
     def load_pretrained_model(cls, path, config, **kwargs):
         """Load the thinker from a thinker folder or from a full Omni checkpoint (``thinker.*`` keys)."""
         if config.model_type == cls.full_model_type:
-            return cls.model_class().from_pretrained(path, config=config.thinker_config,
-                                                     key_mapping={r"^thinker\.": ""}, **kwargs)
-        return cls.model_class().from_pretrained(path, **kwargs)
+            return load_checked(cls.model_class(), path, config=config.thinker_config,
+                                key_mapping={r"^thinker\.": ""}, **kwargs)
+        return load_checked(cls.model_class(), path, **kwargs)
 
     @classmethod
     def checkpoint_prefix(cls, config) -> str | None:

@@ -246,13 +246,12 @@ TOKENIZER_CORPUS: tuple[str, ...] = tuple(_corpus_sentences())
 
 # ------------------------------------------------------------------ tokenizer
 
-def build_tokenizer(family: str):
-    """Train the byte-level BPE on the frozen corpus and wrap it as ``Qwen2Tokenizer``."""
+def train_bpe(special_tokens: list[str], vocab_size: int = VOCAB_SIZE) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Byte-level BPE (Qwen2's pre-tokenizer: every digit its own token) trained on the frozen
+    corpus; ``special_tokens`` take the first ids. Returns (vocab, merges)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    specials = SPECIAL_TOKENS[family]
     bpe = Tokenizer(models.BPE())
     bpe.normalizer = normalizers.NFC()
     bpe.pre_tokenizer = pre_tokenizers.Sequence([
@@ -260,13 +259,22 @@ def build_tokenizer(family: str):
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, min_frequency=2, special_tokens=specials,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=special_tokens,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     bpe.train_from_iterator(TOKENIZER_CORPUS, trainer=trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return model["vocab"], merges
+
+
+def build_tokenizer(family: str):
+    """Train the byte-level BPE on the frozen corpus and wrap it as ``Qwen2Tokenizer``."""
+    from transformers import Qwen2Tokenizer
+
+    specials = SPECIAL_TOKENS[family]
+    vocab, merges = train_bpe(specials)
     tok = Qwen2Tokenizer(
-        vocab=model["vocab"], merges=merges, unk_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        vocab=vocab, merges=merges, unk_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         extra_special_tokens=_NAMED_TOKENS[family], model_max_length=32768,
     )
     tok.add_special_tokens({"additional_special_tokens": specials[1:]}, replace_extra_special_tokens=False)
@@ -471,5 +479,5 @@ def build_tiny(family: str, size: str = "xs", out_dir: str | Path = "tiny-model"
     return out
 
 
-__all__ = ["SIZES", "TINY_SIZES", "TOKENIZER_CORPUS", "SPECIAL_TOKENS", "build_tokenizer", "build_tiny",
+__all__ = ["SIZES", "TINY_SIZES", "TOKENIZER_CORPUS", "SPECIAL_TOKENS", "build_tokenizer", "build_tiny", "train_bpe",
            "tokenizer_fingerprint"]

@@ -181,13 +181,14 @@ class SaveProcessingMixin:
         del fresh
 
 
-def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> Path:
+def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> str | None:
     """Final weights (LoRA merged in) plus processing files: a folder ``load_model`` opens.
 
     Called on every rank. Sharded weights (ZeRO-3, FSDP) are gathered onto the main process
     first, since ``save_pretrained`` on a partitioned model writes empty tensors. Afterwards
     ``audio_lm.model`` is the trained model, ready for evaluation, unless it is sharded (then
     ``audio_lm.model`` stays the sharded model: reload the folder to evaluate it on one device).
+    Returns the digest of the weights written (``state_digest``) on the main process, else None.
     """
     from .distributed import gathered_state_dict, merge_lora_state_dict, sharding
 
@@ -206,8 +207,11 @@ def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> Path:
             base = model.get_base_model()
         base.save_pretrained(out, state_dict=state)
         save_processing(audio_lm, out)
+        digest = state_digest(state if state is not None else base.state_dict())
+    else:
+        digest = None
     trainer.accelerator.wait_for_everyone()
-    return out
+    return digest
 
 
 def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
@@ -223,16 +227,21 @@ def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
     return last
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """A short hash of every parameter: equal on all ranks when data-parallel training is in sync."""
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """A short hash of a state dict (names and float32 values); FSDP2 DTensors hash this rank's shard."""
     import hashlib
 
     h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
+    for name, p in sorted(state.items()):
         h.update(name.encode())
-        p = p.to_local() if hasattr(p, "to_local") else p  # FSDP2: this rank's shard
+        p = p.to_local() if hasattr(p, "to_local") else p
         h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short hash of every parameter: equal on all ranks when data-parallel training is in sync."""
+    return state_digest(model.state_dict())
 
 
 def rank_digests(trainer) -> list[str]:
@@ -258,5 +267,5 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 __all__ = ["SaveProcessingMixin", "compute_dtype", "deepspeed_enabled", "load_audio_lm", "prepare_trainable", "audio_encoder_modules", "save_processing",
-           "save_model_folder", "resume_checkpoint", "write_json", "weights_digest", "rank_digests",
+           "save_model_folder", "resume_checkpoint", "write_json", "weights_digest", "state_digest", "rank_digests",
            "rank_parameter_counts"]

@@ -164,8 +164,6 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, GRPOTrainer):
         self.feature_cache = FeatureCache(audio_lm.featurize_one, enabled=feature_cache,
                                           max_clips=feature_cache_size)
         self.logprob_check_steps = int(logprob_check_steps)
-        # The guard's statistic follows the precision the passes compute in (tgsr.train.audio_guard).
-        self.logprob_check_full_precision = not (args.bf16 or args.fp16) and audio_lm.model.dtype == torch.float32
         self.logprob_check_tol = logprob_check_tol
         self.logprob_checks: list[dict[str, float]] = []
         self.last_logprob_check: dict[str, torch.Tensor] | None = None
@@ -192,6 +190,11 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, GRPOTrainer):
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
                              eval_dataset=eval_dataset, processing_class=audio_lm.tokenizer,
                              peft_config=peft_config, callbacks=callbacks)
+        # The guard's statistic follows the precision the passes compute in (tgsr.train.audio_guard):
+        # the recipe's bf16/fp16, the weights' dtype, or the launcher's mixed precision (an FSDP
+        # config with mixed_precision: bf16 computes in bf16 whatever the recipe says).
+        self.logprob_check_full_precision = (not (args.bf16 or args.fp16) and audio_lm.model.dtype == torch.float32
+                                             and self.accelerator.mixed_precision == "no")
         # Frozen audio towers (policy and reference, each its own memo) encode each clip once per
         # generation batch; a tower with a trainable parameter is left alone.
         # The reference policy never trains: mark it so, which lets its tower be cached too.
@@ -443,7 +446,7 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
     result = trainer.train(resume_from_checkpoint=checkpoint)
     digests = rank_digests(trainer)  # data-parallel ranks must hold the same weights (sharded: their shards)
     counts = rank_parameter_counts(trainer)
-    save_model_folder(trainer, audio_lm, out_dir)
+    saved_digest = save_model_folder(trainer, audio_lm, out_dir)
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     summary = {
         "stage": "grpo", "output_dir": str(out_dir), "global_step": trainer.state.global_step,
@@ -454,7 +457,8 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
         "encoder_cache": [c.stats() for c in trainer.encoder_caches],
         "logprob_checks": trainer.logprob_checks, "num_processes": trainer.accelerator.num_processes,
         "initial_weights_digest": initial_digest, "rank_weights_digests": digests, "sharding": sharding(trainer),
-        "rank_parameters": counts, "weights_dtype": str(trainer.accelerator.unwrap_model(trainer.model).dtype),
+        "rank_parameters": counts, "saved_weights_digest": saved_digest,
+        "weights_dtype": str(trainer.accelerator.unwrap_model(trainer.model).dtype),
         "reference_model": trainer.reference_path,
         "loss_type": trainer_args.loss_type, **params,
     }

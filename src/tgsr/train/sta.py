@@ -60,16 +60,13 @@ def evaluate_sta(audio_lm, rows: list[dict[str, Any]], *, batch_size: int = 16, 
 
 
 def _reload_for_eval(trainer, tgsr_args):
-    """The saved pi_0 folder on the main process's device. A sharded model cannot generate on one
-    rank alone (every forward needs all ranks' shards), and this also proves the folder loads."""
+    """The saved pi_0 folder, whole, on the main process's device (call under ``zero3_init_disabled``)."""
     from ..models import load_model
-    from .distributed import zero3_init_disabled
 
     args = trainer.args
     dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else torch.float32  # inference only
-    with zero3_init_disabled():
-        lm = load_model(args.output_dir, family=tgsr_args.family, dtype=dtype,
-                        attn_implementation=tgsr_args.attn_implementation)
+    lm = load_model(args.output_dir, family=tgsr_args.family, dtype=dtype,
+                    attn_implementation=tgsr_args.attn_implementation)
     lm.model.to(trainer.accelerator.device)
     return lm
 
@@ -77,18 +74,29 @@ def _reload_for_eval(trainer, tgsr_args):
 def run_sta(trainer_args, tgsr_args, *, resume: bool = False, callbacks=None) -> dict[str, Any]:
     """``tgsr train sta``: train, save pi_0 to ``output_dir``, report held-out IoU."""
     from .common import write_json
+    from .distributed import zero3_init_disabled
     from .supervised import run_supervised
 
+    # Read the held-out split first: a wrong path must fail before hours of training, not after.
+    held = sta_rows(tgsr_args.eval_file, tgsr_args.max_eval_samples) if tgsr_args.eval_file else None
     trainer, audio_lm, summary = run_supervised(
         "sta", trainer_args, tgsr_args, lambda path, limit: sta_rows(path, limit), resume=resume,
         callbacks=callbacks)
-    if tgsr_args.eval_file and trainer.accelerator.is_main_process:
-        held = sta_rows(tgsr_args.eval_file, tgsr_args.max_eval_samples)
-        eval_lm = audio_lm if summary["sharding"] is None else _reload_for_eval(trainer, tgsr_args)
-        report = evaluate_sta(eval_lm, held.rows, batch_size=trainer_args.per_device_eval_batch_size,
-                              max_new_tokens=tgsr_args.max_new_tokens)
-        report["evaluated"] = "in-memory model" if eval_lm is audio_lm else "saved folder, reloaded on one device"
-        del eval_lm
+    if held is not None and trainer.accelerator.is_main_process:
+        if summary["sharding"] is None:
+            report = evaluate_sta(audio_lm, held.rows, batch_size=trainer_args.per_device_eval_batch_size,
+                                  max_new_tokens=tgsr_args.max_new_tokens)
+            report["evaluated"] = "in-memory model"
+        else:
+            # A sharded model cannot generate on one rank alone; the saved folder is reloaded whole on
+            # this process (which also proves it loads). generate() must not sync with the other
+            # ranks either, as it would under an active ZeRO-3 config.
+            with zero3_init_disabled():
+                eval_lm = _reload_for_eval(trainer, tgsr_args)
+                report = evaluate_sta(eval_lm, held.rows, batch_size=trainer_args.per_device_eval_batch_size,
+                                      max_new_tokens=tgsr_args.max_new_tokens)
+            report["evaluated"] = "saved folder, reloaded on one device"
+            del eval_lm
         write_json(Path(trainer_args.output_dir) / "sta_eval.json", report)
         summary.update({"heldout_n": report["n"], "heldout_mean_iou": report["mean_iou"],
                         "heldout_iou_at_0.7": report["iou_at_0.7"], "heldout_no_span": report["no_span"],
