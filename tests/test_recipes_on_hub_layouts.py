@@ -58,7 +58,8 @@ def test_shipped_recipes_train_save_and_evaluate(repo, workdir, toy_corpus):
         assert summary["global_step"] == 2
         # bf16 on: float32 master weights under bfloat16 autocast (full fine-tuning, no DeepSpeed)
         assert summary["weights_dtype"] == "torch.float32"
-        assert (out / "chat_template.jinja").is_file() and (out / "config.json").is_file()
+        assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"  # stored as trained: bf16
+        assert (out / "chat_template.jinja").is_file()
     sta = json.loads((workdir / "runs" / recipe / "sta" / "tgsr_summary.json").read_text())
     assert sta["heldout_n"] == 2 and sta["weights_dtype"] == "torch.float32"
     grpo = json.loads((workdir / "runs" / recipe / "grpo" / "tgsr_summary.json").read_text())

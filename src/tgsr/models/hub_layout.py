@@ -125,17 +125,29 @@ def _set_path(cfg: dict, path: str, value: Any) -> None:
     node[last] = value
 
 
-def hub_config(repo_id: str, size: str = "xs") -> dict:
-    """The hub's ``config.json``, with the layer sizes shrunk for ``size="xs"``."""
+_TEXT_SECTION = {"qwen2.5-omni": "thinker_config.text_config", "qwen2-audio": "text_config",
+                 "audio-flamingo-3": "text_config"}
+
+
+def hub_config(repo_id: str, size: str = "xs", text_layers: int | None = None) -> dict:
+    """The hub's ``config.json``, with the layer sizes shrunk for ``size="xs"``; ``text_layers``
+    keeps the width and cuts the language model's depth (a 7B-wide model that fits a memory budget)."""
     if size not in SIZES:
         raise TgsrError(f"unknown size {size!r}; expected one of {SIZES}")
-    cfg = json.loads(hub_text(repo_id, "config.json"))
-    if size == "full":
-        return cfg
-    cfg = copy.deepcopy(cfg)
-    for section, values in _SHRINK[checkpoint(repo_id).family].items():
-        for key, value in values.items():
-            _set_path(cfg, f"{section}.{key}", value)
+    cfg = copy.deepcopy(json.loads(hub_text(repo_id, "config.json")))
+    family = checkpoint(repo_id).family
+    if size == "xs":
+        for section, values in _SHRINK[family].items():
+            for key, value in values.items():
+                _set_path(cfg, f"{section}.{key}", value)
+    if text_layers is not None:
+        if text_layers < 1:
+            raise TgsrError(f"text_layers must be >= 1, got {text_layers}")
+        section = _TEXT_SECTION[family]
+        for key in ("num_hidden_layers", "max_window_layers"):
+            _set_path(cfg, f"{section}.{key}", text_layers)
+        if family == "audio-flamingo-3":
+            _set_path(cfg, f"{section}.layer_types", ["full_attention"] * text_layers)
     return cfg
 
 
@@ -231,8 +243,9 @@ def reshard(folder: Path, n_shards: int) -> None:
 
 
 def build_hub_layout(repo_id: str, out_dir: str | Path, *, size: str = "xs", seed: int = 0, dtype: str = "bfloat16",
-                     device: str | None = None) -> Path:
-    """Write a random-weight folder of ``repo_id`` laid out as on the hub (see module doc)."""
+                     device: str | None = None, text_layers: int | None = None) -> Path:
+    """Write a random-weight folder of ``repo_id`` laid out as on the hub (see module doc); ``device``
+    is where the random weights are made (``cuda`` makes a 7B one in seconds)."""
     import torch
 
     spec = checkpoint(repo_id)
@@ -240,14 +253,15 @@ def build_hub_layout(repo_id: str, out_dir: str | Path, *, size: str = "xs", see
     if out.exists() and any(out.iterdir()):
         raise TgsrError(f"{out}: not empty; give a new folder for the hub-layout model")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(hub_config(repo_id, size), indent=2) + "\n", encoding="utf-8")
+    config = json.dumps(hub_config(repo_id, size, text_layers), indent=2) + "\n"
+    (out / "config.json").write_text(config, encoding="utf-8")
     model = _build_model(spec, out, seed, getattr(torch, dtype), device)
     model.save_pretrained(out, max_shard_size="1000GB")  # one file in the hub's key layout, split below
     del model
     reshard(out, spec.shards)
     # save_pretrained rewrote config.json and generation_config.json in transformers' own form:
     # put the hub's files back (with the shrunk sizes), and every other hub text file next to them.
-    (out / "config.json").write_text(json.dumps(hub_config(repo_id, size), indent=2) + "\n", encoding="utf-8")
+    (out / "config.json").write_text(config, encoding="utf-8")
     gen = out / "generation_config.json"
     if gen.exists():
         gen.unlink()

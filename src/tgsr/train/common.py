@@ -188,9 +188,15 @@ def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> str | None:
     first, since ``save_pretrained`` on a partitioned model writes empty tensors. Afterwards
     ``audio_lm.model`` is the trained model, ready for evaluation, unless it is sharded (then
     ``audio_lm.model`` stays the sharded model: reload the folder to evaluate it on one device).
+    The weights are stored in the precision training computed in (bf16/fp16 when on, as the hub
+    checkpoints are): float32 master weights are for the optimizer, and a float32 7B folder would
+    take 36 GB. ``checkpoint-N`` folders keep the masters, so a resumed run continues exactly.
     Returns the digest of the weights written (``state_digest``) on the main process, else None.
     """
     from .distributed import gathered_state_dict, merge_lora_state_dict, sharding
+
+    args = trainer.args
+    store = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
 
     out = Path(out_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
@@ -205,7 +211,16 @@ def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> str | None:
         if hasattr(model, "get_base_model"):  # PEFT, sharded: fold the adapters into the gathered weights
             state = merge_lora_state_dict(state, model.peft_config["default"])
             base = model.get_base_model()
-        base.save_pretrained(out, state_dict=state)
+        if state is None and store is not None:
+            state = base.state_dict()
+        saved_dtype = base.config.dtype
+        if store is not None:
+            state = {k: v.to(store) if v.is_floating_point() else v for k, v in state.items()}
+            base.config.dtype = store  # config.json says what the tensors are
+        try:
+            base.save_pretrained(out, state_dict=state)
+        finally:
+            base.config.dtype = saved_dtype
         save_processing(audio_lm, out)
         digest = state_digest(state if state is not None else base.state_dict())
     else:
