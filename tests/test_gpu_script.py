@@ -115,3 +115,23 @@ def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
     assert "fell back after out-of-memory" in res["reason"]
     assert not res["logprob_checks"]
     _phases_ok(res, rows=4, new_tokens=8)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_real_path_device_check_runs_its_commands_on_the_cpu(toy_corpus, tmp_path):
+    """benchmarks/gpu_real_path.py --smoke: the device call's own commands (shipped 7B recipes on a
+    hub-layout Omni folder, save, reload, eval) on the CPU, single-process here (the sharded modes are
+    tests/test_train_sharded.py's)."""
+    spec = importlib.util.spec_from_file_location("gpu_real_path", REPO_ROOT / "benchmarks" / "gpu_real_path.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    report = tmp_path / "report.json"
+    rc = script.main(["--smoke", "--modes", "single", "--work", str(tmp_path / "work"), "--data", str(toy_corpus),
+                      "--sta-steps", "1", "--grpo-steps", "1", "--eval-items", "2", "--report", str(report)])
+    data = json.loads(report.read_text())
+    assert rc == 0 and data["ok"], json.dumps(data, indent=1)[-3000:]
+    single = data["modes"]["single"]
+    assert single["sta_check"]["digest_matches"] and single["grpo_check"]["digest_matches"]
+    assert single["grpo_check"]["loss_type"] == "grpo" and single["grpo_check"]["audio_guard"]["passed"]
+    assert single["eval_grpo"]["rc"] == 0

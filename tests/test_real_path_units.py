@@ -241,19 +241,19 @@ def test_grpo_reference_from_a_full_omni_checkpoint_is_the_thinker(hub_layout_di
 # ---------------------------------------------------------------- placement and the objective
 
 def test_placement_on_a_machine_without_a_gpu():
-    from tgsr.models.placement import placement
+    from tgsr.models.placement import choose_placement
 
     if torch.cuda.is_available():
         pytest.skip("CPU-only behaviour")
-    p = placement("auto", None, n_params=10**9)
+    p = choose_placement("auto", None, n_params=10**9)
     assert (p.device, p.dtype, p.device_map) == ("cpu", "float32", None)
-    assert placement("cpu", "bfloat16").dtype == "bfloat16"
+    assert choose_placement("cpu", "bfloat16").dtype == "bfloat16"
     with pytest.raises(TgsrError, match="no CUDA GPU"):
-        placement("cuda")
+        choose_placement("cuda")
     with pytest.raises(TgsrError, match="unknown device"):
-        placement("tpu")
+        choose_placement("tpu")
     with pytest.raises(TgsrError, match="unknown dtype"):
-        placement("cpu", "int8")
+        choose_placement("cpu", "int8")
 
 
 def test_checkpoint_parameters_reads_only_the_thinker_of_a_full_omni_folder(hub_layout_dir):
@@ -280,3 +280,23 @@ def test_every_grpo_recipe_pins_the_papers_objective(recipe):
 
     trl_default = next(f.default for f in dataclasses.fields(type(args)) if f.name == "loss_type")
     assert trl_default == "dapo"  # what TRL would have used
+
+
+def test_placement_spreads_a_model_too_large_for_one_gpu(monkeypatch):
+    """The decision logic with a simulated machine of two 16 GB-free GPUs (no GPU is needed)."""
+    import tgsr.models.placement as pl
+
+    cuda = torch.cuda
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(cuda, "mem_get_info", lambda i=0: (16e9, 80e9))
+    small = pl.choose_placement("auto", None, n_params=3e9)           # 6 GB in bf16: one GPU
+    assert (small.device, small.dtype, small.device_map) == ("cuda:0", "bfloat16", "cuda:0")
+    big = pl.choose_placement("auto", None, n_params=8.9e9)           # 17.8 GB > 80% of 16 GB: spread
+    assert (big.device, big.device_map) == ("auto", "auto")
+    pinned = pl.choose_placement("cuda:1", None, n_params=8.9e9)      # a named GPU is never spread
+    assert pinned.device_map == "cuda:1"
+    with pytest.raises(TgsrError, match="only 2 GPU"):
+        pl.choose_placement("cuda:5")

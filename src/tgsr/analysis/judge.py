@@ -187,11 +187,11 @@ class HFJudge(_ModelJudge):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from ..models.hub import resolve_model_path
-        from ..models.placement import placement
+        from ..models.placement import choose_placement
 
         self.name = f"hf:{path}"
         folder = resolve_model_path(path, what="judge model")
-        where = placement(device, dtype)
+        where = choose_placement(device, dtype)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=where.dtype,

@@ -16,7 +16,7 @@ from ..errors import TgsrError
 from .audio_flamingo3 import AudioFlamingo3LM
 from .base import AudioLM, Generation
 from .hub import resolve_model_path
-from .placement import checkpoint_parameters, placement
+from .placement import checkpoint_parameters, choose_placement
 from .qwen2_audio import Qwen2AudioLM
 from .qwen3_omni import Qwen3OmniLM
 from .qwen_omni import QwenOmniLM
@@ -74,8 +74,8 @@ def load_model(path_or_id: str | Path, *, family: str | None = None, dtype=None,
         raise TgsrError(f"{name} is a {detected} checkpoint (model_type {config.model_type!r}), not {family}")
     cls = FAMILIES[detected]
     if device is not None:
-        where = placement(device, dtype if isinstance(dtype, str) or dtype is None else str(dtype).split(".")[-1],
-                          checkpoint_parameters(folder, prefix=cls.checkpoint_prefix(config)))
+        dtype_name = dtype if isinstance(dtype, str) or dtype is None else str(dtype).removeprefix("torch.")
+        where = choose_placement(device, dtype_name, checkpoint_parameters(folder, prefix=cls.checkpoint_prefix(config)))
         dtype, device_map = where.dtype, where.device_map
         log.info("%s: loading on %s", name, where.describe())
     if isinstance(dtype, str) and dtype != "auto":

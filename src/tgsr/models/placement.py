@@ -1,6 +1,6 @@
 """Where inference runs and in which precision: ``--device`` and ``--dtype`` of eval, ask and analyze.
 
-``placement(device, dtype, n_params)`` turns the user's request into ``from_pretrained``
+``choose_placement(device, dtype, n_params)`` turns the user's request into ``from_pretrained``
 arguments:
 
 - device ``auto`` (the default): CUDA when a GPU is visible, else the CPU; ``cpu``; ``cuda`` or
@@ -66,7 +66,7 @@ def checkpoint_parameters(folder: str | Path, prefix: str | None = None) -> int 
     return total
 
 
-def placement(device: str | None = "auto", dtype: str | None = None, n_params: int | None = None) -> Placement:
+def choose_placement(device: str | None = "auto", dtype: str | None = None, n_params: int | None = None) -> Placement:
     import torch
 
     device = (device or "auto").strip()
@@ -104,4 +104,4 @@ def placement(device: str | None = "auto", dtype: str | None = None, n_params: i
     return Placement(device, dtype, device)
 
 
-__all__ = ["Placement", "checkpoint_parameters", "placement"]
+__all__ = ["Placement", "checkpoint_parameters", "choose_placement"]
