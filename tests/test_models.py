@@ -515,3 +515,15 @@ def test_a_missing_local_model_folder_fails_at_once(tmp_path, monkeypatch):
         load_model("weights.bin")
     assert looks_like_hub_id("Qwen/Qwen2.5-Omni-7B")      # a hub id is looked up in the cache
     assert not looks_like_hub_id("runs/grpo-typo") and not looks_like_hub_id("./a/b")
+
+
+def test_the_tokenizer_corpus_file_is_guarded(tmp_path, monkeypatch):
+    """Tiny tokenizers are trained from assets/tokenizer_corpus.jsonl: an edited file must be refused."""
+    from tgsr.models import tiny
+
+    assert len(tiny.TOKENIZER_CORPUS) == 4909 and tiny.TOKENIZER_CORPUS[0].startswith("What is the timestamp")
+    edited = tmp_path / "corpus.jsonl"
+    edited.write_bytes(tiny.CORPUS_FILE.read_bytes() + b'"one more line"\n')
+    monkeypatch.setattr(tiny, "CORPUS_FILE", edited)
+    with pytest.raises(TgsrError, match="changed"):
+        tiny._read_corpus()

@@ -300,3 +300,21 @@ def test_placement_spreads_a_model_too_large_for_one_gpu(monkeypatch):
     assert pinned.device_map == "cuda:1"
     with pytest.raises(TgsrError, match="only 2 GPU"):
         pl.choose_placement("cuda:5")
+
+
+def test_framework_hooks_match_and_a_changed_signature_fails_at_once(monkeypatch):
+    from trl.trainer import grpo_trainer
+
+    from tgsr.train.framework_check import HOOKS, check_hooks
+
+    check_hooks()  # the installed, pinned versions pass
+    assert "trl.trainer.grpo_trainer:GRPOTrainer._generate_single_turn" in HOOKS
+
+    def renamed(self, prompt_token_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(grpo_trainer.GRPOTrainer, "_generate_single_turn", renamed)
+    with pytest.raises(TgsrError) as e:
+        check_hooks()
+    assert "install trl==1.16.0" in str(e.value)
+    assert "_generate_single_turn: parameters ('self', 'prompt_token_ids'" in str(e.value)

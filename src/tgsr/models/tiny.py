@@ -3,8 +3,8 @@
 ``build_tiny(family, size, out_dir, seed)`` writes a folder that ``tgsr.models.load_model``
 and plain ``transformers`` ``from_pretrained`` open with ``HF_HUB_OFFLINE=1``:
 
-- ``tokenizer.json`` & co: a byte-level BPE trained with ``tokenizers`` on a corpus frozen in
-  this module (``TOKENIZER_CORPUS``), with Qwen2's pre-tokenizer (every digit is its own
+- ``tokenizer.json`` & co: a byte-level BPE trained with ``tokenizers`` on a frozen corpus
+  (``assets/tokenizer_corpus.jsonl``, ``TOKENIZER_CORPUS``), with Qwen2's pre-tokenizer (every digit is its own
   token, which suits timestamps) and the family's special tokens first, in Qwen order,
   wrapped as ``Qwen2Tokenizer``;
 - ``preprocessor_config.json``: a 128-mel ``WhisperFeatureExtractor`` (hop 320 by default,
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,190 +57,22 @@ _NAMED_TOKENS: dict[str, dict[str, str]] = {
 
 
 # ------------------------------------------------------------------ frozen corpus
-# A snapshot of tgsr's prompt wording and of synthetic-corpus-like text. Do not edit: the
-# tokenizer (and so every tiny checkpoint) depends on it. See TOKENIZER_FINGERPRINT.
-_PROMPT_SNAPSHOT = [
-    "What is the timestamp of the following segment?",
-    "The segment starts at seconds and ends at seconds.",
-    "Listen to the audio and reason step by step before answering. Whenever you use information from the "
-    "audio, cite the segment it comes from as \"From Xs to Ys\" (for example: From 1.20s to 3.45s, the first "
-    "speaker says ...). End with a last line of the form: Final answer: (x) <choice text>",
-    "Listen to the audio and think step by step before answering. End with a last line of the form: "
-    "Final answer: (x) <choice text>",
-    "Answer with the letter and the text of the correct choice, in the form: (x) <choice text>",
-    "Choices:", "Final answer:", "You are a helpful assistant.",
-]
-_WORDS = (
-    "the a an and or but of to in on at for with from by as is are was were be been it this that these those "
-    "there here who what when where which how why does do did speaker speakers speaks speak said says say "
-    "first second third fourth fifth last next before after during between turn turns voice voices pitch "
-    "rate fast slow high low loud quiet longest shortest more less most least many few number count one two "
-    "three four five six seven eight nine ten yes no none both each other same different man woman person "
-    "people question answer choice correct segment seconds second audio clip word words phrase sentence "
-    "starts ends start end begins begin talks talking silence pause music noise hello hi thanks thank you "
-    "please okay sure well so then now today tomorrow yesterday morning evening night time place home work "
-    "school city market park river garden kitchen window door table book letter phone car train bus apple "
-    "banana orange bread water coffee tea dinner lunch breakfast red blue green yellow black white big small "
-    "new old good bad happy sad angry calm tired ready late early open close go come see look listen hear "
-    "think know want need like love make take give find tell ask call help try use play read write walk run"
-).split()
-_ORDINALS = ["first", "second", "third", "fourth", "fifth"]
-# Synthetic-corpus wording (items, places, intents, scenarios, question families), as of the
-# first tokenizer build.
-_SYNTH_SNAPSHOT = [
-"umbrella ladder blanket camera kettle bicycle hammer lantern guitar wallet basket pillow mirror candle helmet jacket bottle notebook ticket carpet radio teapot suitcase backpack compass bucket sweater painting blender toaster scarf shovel telescope violin hairbrush calendar stapler lampshade cushion vase trumpet magnet kite drum saddle anchor puzzle whistle",
-"garage hallway basement attic bedroom garden office cellar closet studio porch shed pantry balcony library laundry",
-"making a request",
-"Could you please bring me the {item}?",
-"Can you pass me the {item}, please?",
-"Please hand me the {item} when you have a moment.",
-"complaining",
-"I am really unhappy with the {item}.",
-"The {item} is broken again and it drives me crazy.",
-"This {item} has been nothing but trouble all week.",
-"thanking someone",
-"Thank you so much for the {item}.",
-"Thanks a lot, the {item} is exactly what I wanted.",
-"I really appreciate you lending me the {item}.",
-"apologizing",
-"I am so sorry, I lost your {item}.",
-"Forgive me, I forgot to bring the {item}.",
-"I apologize for breaking the {item}.",
-"making a suggestion",
-"Maybe we should buy a new {item}.",
-"Why don't we take the {item} with us?",
-"How about using the {item} instead?",
-"refusing",
-"No, you cannot borrow my {item}.",
-"I will not pay for that {item}.",
-"No way, I am not carrying the {item}.",
-"giving information",
-"The {item} is in the {place}.",
-"I left the {item} in the {place}.",
-"You will find the {item} in the {place}.",
-"a plumber and a customer",
-"The pipe under your sink needs a new seal.",
-"I can fix the leak in about an hour.",
-"Your water heater is quite old, I am afraid.",
-"My kitchen sink has been dripping all week.",
-"How much will the repair cost?",
-"The bathroom floor is wet again this morning.",
-"a doctor and a patient",
-"Take these tablets twice a day after meals.",
-"Your blood pressure looks normal today.",
-"Let me listen to your chest for a moment.",
-"I have had a bad cough for three days.",
-"My head hurts every time I stand up.",
-"Do I need to come back for another checkup?",
-"a teacher and a student",
-"Please hand in your homework by Friday.",
-"Open your books at the chapter on fractions.",
-"Your essay was much better this time.",
-"I did not understand the last exercise.",
-"Will this topic be on the exam?",
-"Can I sit closer to the blackboard?",
-"a waiter and a diner",
-"Are you ready to order your main course?",
-"Today's special is grilled fish with rice.",
-"Would you like to see the dessert menu?",
-"I would like the soup of the day, please.",
-"Could we have the bill, please?",
-"Is there any sauce without garlic?",
-"a mechanic and a car owner",
-"Your brakes are worn and need replacing.",
-"I changed the oil and checked the tires.",
-"The engine makes that noise because of a loose belt.",
-"My car will not start on cold mornings.",
-"When can I pick up my car?",
-"There is a strange rattle when I drive fast.",
-"a hairdresser and a client",
-"How short would you like it at the back?",
-"I will wash your hair before the cut.",
-"This color will suit you very well.",
-"Just a little off the ends, please.",
-"Can you make my fringe a bit shorter?",
-"I want to try a completely new style.",
-"a flight attendant and a passenger",
-"Please fasten your seat belt for landing.",
-"We will serve drinks after take off.",
-"Your bag must go in the overhead locker.",
-"Could I change to a seat by the window?",
-"How long until we land?",
-"My ears hurt when the plane goes down.",
-"a librarian and a reader",
-"This book is due back in two weeks.",
-"The history section is on the second floor.",
-"You can renew your loan at the front desk.",
-"I am looking for a book about old ships.",
-"Can I borrow more than five books?",
-"The printer on this floor is out of paper.",
-"Hello, it is nice to see you again.",
-"Good morning, how are you today?",
-"Hi there, I am glad you could come.",
-"greeting someone",
-"deep male voice",
-"light male voice",
-"low female voice",
-"high female voice",
-"first second third fourth fifth sixth seventh eighth ninth tenth",
-"zero one two three four five six",
-"How many different speakers are there in the conversation?",
-"Which voice speaks first?",
-"Which voice speaks last?",
-"Which voice talks for the longest time in total?",
-"When does the {ordinal} speaker start talking for the first time?",
-"Which voice speaks the fastest?",
-"Which speaker has the highest-pitched voice?",
-"Where does {who} say the {item} is?",
-"Which voice mentions the {item}?",
-"Which thing is mentioned right after the {item}?",
-"What is {who} doing in their {ordinal} turn?",
-"What is the most likely relationship between the first two speakers?",
-"They sound like {scenario}"
-]
-_CLAIMS = [
-    "No other voice appears, so there are {n} different speakers", "Nobody speaks before that, so {who} speaks first",
-    "Nobody speaks after that, so {who} speaks last", "In total {who} talks for about {t:.1f} seconds",
-    "So {who} starts talking at {t:.1f} seconds", "The other voices speak more slowly, so {who} is the fastest",
-    "The other voices are lower, so {who} has the highest-pitched voice", "So the {item} is in the {place}",
-    "So the {item} is mentioned by {who}",
-]
+# tgsr's prompt wording and synthetic-corpus-like text, one JSON string per line (4909 lines).
+# Never edit it: the tokenizer, and so every tiny checkpoint, depends on it. Its hash is checked
+# on load and its tokenizers' fingerprints by the tests.
+CORPUS_FILE = Path(__file__).resolve().parent.parent / "assets" / "tokenizer_corpus.jsonl"
+CORPUS_SHA256 = "7e86debace5659d979f79be9e31f886d37bd8e07212f5526c44865cb89b8b615"
 
 
-def _corpus_sentences() -> list[str]:
-    """Deterministic text: prompts, questions, citations, answers, dialogue-like lines."""
-    rng = random.Random(1234)
-    # prompts occur in every training example: weight them so their words get merges
-    out = list(_PROMPT_SNAPSHOT) * 50 + list(_SYNTH_SNAPSHOT)
-    sentences = [t for t in _SYNTH_SNAPSHOT if t.endswith((".", "?"))]
-    items, places = _SYNTH_SNAPSHOT[0].split(), _SYNTH_SNAPSHOT[1].split()
-    for i in range(400):
-        a = round(rng.uniform(0, 30), 2)
-        b = round(a + rng.uniform(0.2, 8), 2)
-        who = rng.choice(_ORDINALS)
-        words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 9)))
-        letter = "abcd"[i % 4]
-        fill = dict(item=rng.choice(items), place=rng.choice(places), ordinal=who, who=f"the {who} speaker",
-                    scenario="a doctor and a patient", n=rng.choice(["two", "three", "four"]), t=b)
-        line = rng.choice(sentences).format(**fill)
-        out += [
-            f"From {a:.2f}s to {b:.2f}s, the {who} speaker says \"{line}\"",
-            rng.choice(_CLAIMS).format(**fill) + ".",
-            f"({letter}) the {rng.choice(items)}\n({'abcd'[(i + 1) % 4]}) the {rng.choice(places)}",
-
-            f"From {a:.2f}s to {b:.2f}s, the {who} speaker says \"{words}\".",
-            f"The segment {words} starts at {a:.2f} seconds and ends at {b:.2f} seconds.",
-            f"What is the timestamp of the following segment? {words}",
-            f"When does the {who} speaker speak?",
-            f"Which speaker talks {rng.choice(['first', 'last', 'longest', 'fastest'])}?",
-            f"How many speakers are there?\nChoices:\n(a) one\n(b) two\n(c) three\n(d) four",
-            f"({letter}) the {who} speaker\nFinal answer: ({letter}) the {who} speaker",
-            words.capitalize() + rng.choice([".", "?", "!", ","]),
-        ]
-    return out
+def _read_corpus() -> tuple[str, ...]:
+    raw = CORPUS_FILE.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != CORPUS_SHA256:
+        raise TgsrError(f"{CORPUS_FILE} changed (sha256 differs): tiny tokenizers would no longer match their "
+                        "checkpoints; restore the file")
+    return tuple(json.loads(line) for line in raw.decode("utf-8").splitlines())
 
 
-TOKENIZER_CORPUS: tuple[str, ...] = tuple(_corpus_sentences())
+TOKENIZER_CORPUS: tuple[str, ...] = _read_corpus()
 
 
 # ------------------------------------------------------------------ tokenizer

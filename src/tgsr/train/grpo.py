@@ -48,6 +48,7 @@ from trl.trainer.utils import pad
 
 from ..errors import TgsrError
 from .audio_guard import judge, swap_permutation
+from .framework_check import check_hooks
 from .common import SaveProcessingMixin
 from .distributed import ShardedCpuMixin
 from .datasets import clean_conversation
@@ -56,6 +57,7 @@ from .features import FeatureCache
 from .lora_merge import merge_policy, merged_lora
 
 log = logging.getLogger(__name__)
+check_hooks()  # the private TRL / Trainer hooks overridden below: fail here, not deep inside train()
 
 
 class _AudioRow:
