@@ -75,7 +75,8 @@ def load_model(path_or_id: str | Path, *, family: str | None = None, dtype=None,
     cls = FAMILIES[detected]
     if device is not None:
         dtype_name = dtype if isinstance(dtype, str) or dtype is None else str(dtype).removeprefix("torch.")
-        where = choose_placement(device, dtype_name, checkpoint_parameters(folder, prefix=cls.checkpoint_prefix(config)))
+        n_params = checkpoint_parameters(folder, prefix=cls.checkpoint_prefix(config))
+        where = choose_placement(device, dtype_name, n_params)
         dtype, device_map = where.dtype, where.device_map
         log.info("%s: loading on %s", name, where.describe())
     if isinstance(dtype, str) and dtype != "auto":

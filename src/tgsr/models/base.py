@@ -8,7 +8,6 @@ placeholder tokens it takes; everything else lives here.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence

@@ -83,7 +83,8 @@ _SHRINK: dict[str, dict[str, dict[str, Any]]] = {
         # dim / depth / heads equal its defaults, so real checkpoints build right either way)
         "token2wav_config.dit_config": {"dim": 32, "depth": 1, "heads": 2, "hidden_size": 32, "num_hidden_layers": 1,
                                         "num_attention_heads": 2, "head_dim": 16, "ff_mult": 2,
-                                        "emb_dim": 16, "enc_emb_dim": 16, "enc_dim": 32, "enc_channels": [16, 16, 16, 16, 32],
+                                        "emb_dim": 16, "enc_emb_dim": 16, "enc_dim": 32,
+                                        "enc_channels": [16, 16, 16, 16, 32],
                                         "enc_kernel_sizes": [5, 3, 3, 3, 1], "enc_dilations": [1, 2, 3, 4, 1],
                                         "enc_attention_channels": 8, "enc_res2net_scale": 2, "enc_se_channels": 8,
                                         "look_ahead_layers": [0], "look_backward_layers": [0]},

@@ -302,7 +302,8 @@ def build_tiny(family: str, size: str = "xs", out_dir: str | Path = "tiny-model"
     elif family == "audio-flamingo-3":
         from transformers import AudioFlamingo3Processor
 
-        AudioFlamingo3Processor(feature_extractor=fe, tokenizer=tok, chat_template=tok.chat_template).save_pretrained(out)
+        proc = AudioFlamingo3Processor(feature_extractor=fe, tokenizer=tok, chat_template=tok.chat_template)
+        proc.save_pretrained(out)
     meta = {"family": family, "size": size, "seed": seed, "hop_length": hop_length,
             "parameters": sum(p.numel() for p in model.parameters()),
             "tokenizer_fingerprint": tokenizer_fingerprint(tok)}

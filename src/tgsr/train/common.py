@@ -281,6 +281,6 @@ def write_json(path: str | Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-__all__ = ["SaveProcessingMixin", "compute_dtype", "deepspeed_enabled", "load_audio_lm", "prepare_trainable", "audio_encoder_modules", "save_processing",
-           "save_model_folder", "resume_checkpoint", "write_json", "weights_digest", "state_digest", "rank_digests",
-           "rank_parameter_counts"]
+__all__ = ["SaveProcessingMixin", "audio_encoder_modules", "compute_dtype", "deepspeed_enabled", "load_audio_lm",
+           "prepare_trainable", "rank_digests", "rank_parameter_counts", "resume_checkpoint", "save_model_folder",
+           "save_processing", "state_digest", "weights_digest", "write_json"]
