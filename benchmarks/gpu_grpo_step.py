@@ -325,7 +325,8 @@ def build_audio_lm(args, device, dtype, folder: Path):
     from transformers import GenerationConfig, WhisperFeatureExtractor
 
     from tgsr.models.qwen_omni import QwenOmniLM
-    from tgsr.models.tiny import build_tokenizer, chat_template
+    from tgsr.models.templates import family_template
+    from tgsr.models.tiny import build_tokenizer
 
     tok = build_tokenizer("qwen2.5-omni")
     # The released Qwen2.5-Omni feature extractor: Whisper log-mel, 128 bins, hop 160, 30 s chunks.
@@ -345,7 +346,7 @@ def build_audio_lm(args, device, dtype, folder: Path):
     tok.save_pretrained(folder)
     fe.save_pretrained(folder)
     model.config._name_or_path = str(folder)
-    lm = QwenOmniLM(model, tok, fe, chat_template("qwen2.5-omni"), name_or_path=str(folder))
+    lm = QwenOmniLM(model, tok, fe, family_template("qwen2.5-omni"), name_or_path=str(folder))
     bad = [n for n, prm in model.named_parameters() if not torch.isfinite(prm).all()]
     if bad:
         raise RuntimeError(f"non-finite initial weights in {bad[:3]}")
@@ -699,7 +700,6 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
                 variant: str = "base", logprob_check: bool = True) -> dict:
     import torch
     from datasets import Dataset
-    import trl.trainer.grpo_trainer as trl_grpo
 
     from tgsr.train.common import prepare_trainable
     from tgsr.train.config import load_config, reward_spec
@@ -750,18 +750,14 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         paths = write_clips(work / "audio", n_clips, args.audio_seconds, args.seed)
     log(f"wrote {n_clips} clips of {args.audio_seconds:g} s in {t_data():.1f} s")
     policy = lm.model
-    original_create = trl_grpo.create_model_from_path
-    # The reference policy of a full fine-tune: TRL loads it from the checkpoint folder; random
-    # weights have no checkpoint, so it gets an identical copy of the policy (same compute).
-    trl_grpo.create_model_from_path = lambda *a, **k: copy.deepcopy(policy)
-    try:
-        trainer = AudioGRPOTrainer(lm, funcs, trainer_args, Dataset.from_list(grpo_rows(paths)),
-                                   ref_model=str(work / "model"), peft_config=peft_config,
-                                   feature_cache=True, logprob_check_steps=tg.logprob_check_steps,
-                                   merge_lora_for_generation=tg.merge_lora_for_generation,
-                                   logprob_check_tol=float("inf"))
-    finally:
-        trl_grpo.create_model_from_path = original_create
+    # The reference policy of a full fine-tune: random weights have no checkpoint folder, so the
+    # trainer gets an identical copy of the policy (same compute as a reference read from disk).
+    reference = copy.deepcopy(policy) if peft_config is None and trainer_args.beta != 0.0 else None
+    trainer = AudioGRPOTrainer(lm, funcs, trainer_args, Dataset.from_list(grpo_rows(paths)),
+                               ref_model=reference, peft_config=peft_config,
+                               feature_cache=True, logprob_check_steps=tg.logprob_check_steps,
+                               merge_lora_for_generation=tg.merge_lora_for_generation,
+                               logprob_check_tol=float("inf"))
     generate_every = trainer.args.steps_per_generation * trainer.num_iterations
     old_expected = trainer.args.gradient_accumulation_steps % generate_every != 0
     ckpt = bool(getattr(trainer.args, "activation_checkpointing", None) or trainer.args.gradient_checkpointing)

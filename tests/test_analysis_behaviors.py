@@ -218,7 +218,7 @@ def test_bad_judge_or_asr_fails_before_writing_anything(tmp_path):
     # written (so the folder then refused every other judge), and `--asr bogus` silently turned
     # every metric of every item into n/a.
     run, data = _write_run(tmp_path)
-    with pytest.raises(TgsrError, match="cannot load a causal LM"):
+    with pytest.raises(TgsrError, match="judge model folder not found"):
         run_behaviors(run, tmp_path / "out", data=str(data), judge=f"hf:{tmp_path / 'nowhere'}", asr="none",
                       progress=False)
     with pytest.raises(TgsrError, match="unknown ASR backend 'bogus'"):

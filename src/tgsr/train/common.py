@@ -181,6 +181,23 @@ class SaveProcessingMixin:
         del fresh
 
 
+def _mark_stored_dtype(config_file: Path, dtype: torch.dtype) -> None:
+    """config.json says what the tensors are (save_pretrained writes the float32 masters' dtype)."""
+    name = str(dtype).removeprefix("torch.")
+
+    def mark(node):
+        if isinstance(node, dict):
+            for key in node:
+                if key in ("dtype", "torch_dtype") and isinstance(node[key], str):
+                    node[key] = name
+                else:
+                    mark(node[key])
+
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    mark(config)
+    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> str | None:
     """Final weights (LoRA merged in) plus processing files: a folder ``load_model`` opens.
 
@@ -213,14 +230,11 @@ def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> str | None:
             base = model.get_base_model()
         if state is None and store is not None:
             state = base.state_dict()
-        saved_dtype = base.config.dtype
         if store is not None:
             state = {k: v.to(store) if v.is_floating_point() else v for k, v in state.items()}
-            base.config.dtype = store  # config.json says what the tensors are
-        try:
-            base.save_pretrained(out, state_dict=state)
-        finally:
-            base.config.dtype = saved_dtype
+        base.save_pretrained(out, state_dict=state)
+        if store is not None:
+            _mark_stored_dtype(out / "config.json", store)
         save_processing(audio_lm, out)
         digest = state_digest(state if state is not None else base.state_dict())
     else:

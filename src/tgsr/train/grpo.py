@@ -74,9 +74,10 @@ class _AudioRow:
 
 
 @contextlib.contextmanager
-def _reference_through_tgsr(ref_path: str | None, family: str, args: GRPOConfig):
+def _reference_through_tgsr(reference, family: str, args: GRPOConfig):
     """While TRL's ``__init__`` runs, build its reference policy with tgsr's loader instead of
-    ``AutoModel...from_pretrained(config._name_or_path)``.
+    ``AutoModel...from_pretrained(config._name_or_path)``; ``reference`` is a folder, or a model
+    already built (then TRL gets that very module, e.g. a benchmark's copy of random weights).
 
     TRL would instantiate ``config.architectures[0]``: for a hub Qwen2.5-Omni folder that is the
     full talker model (whose forward raises) or an architecture transformers 5 no longer has.
@@ -87,7 +88,7 @@ def _reference_through_tgsr(ref_path: str | None, family: str, args: GRPOConfig)
     """
     from trl.trainer import grpo_trainer
 
-    if ref_path is None:
+    if reference is None:
         yield
         return
     original = grpo_trainer.create_model_from_path
@@ -95,10 +96,12 @@ def _reference_through_tgsr(ref_path: str | None, family: str, args: GRPOConfig)
     def load_reference(model_id, architecture=None, **kwargs):
         from ..models import load_model
 
+        if isinstance(reference, torch.nn.Module):
+            return reference
         dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else kwargs.get("dtype")
-        lm = load_model(ref_path, family=family, dtype=dtype, device_map=kwargs.get("device_map"),
+        lm = load_model(reference, family=family, dtype=dtype, device_map=kwargs.get("device_map"),
                         attn_implementation=kwargs.get("attn_implementation"))
-        log.info("GRPO reference policy: %s (%s, %s)", ref_path, type(lm.model).__name__, lm.model.dtype)
+        log.info("GRPO reference policy: %s (%s, %s)", reference, type(lm.model).__name__, lm.model.dtype)
         return lm.model
 
     grpo_trainer.create_model_from_path = load_reference
@@ -150,12 +153,13 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, GRPOTrainer):
 
     ``audio_lm`` is a ``tgsr.models.AudioLM``; dataset rows need ``prompt`` (a conversation
     with one ``{"type": "audio"}`` item) and ``audio`` (a file path); every other column is
-    passed to the reward functions. ``ref_model`` is the path of the reference policy for the
-    KL term (the paper: the Stage-1 checkpoint); it defaults to the policy's own folder.
+    passed to the reward functions. ``ref_model`` is the reference policy of the KL term: a
+    folder or hub id (the paper: the Stage-1 checkpoint; default: the policy's own folder), or a
+    model already built.
     """
 
     def __init__(self, audio_lm, reward_funcs, args: GRPOConfig, train_dataset, eval_dataset=None, *,
-                 ref_model: str | None = None, peft_config=None, callbacks=None, feature_cache: bool = True,
+                 ref_model: str | torch.nn.Module | None = None, peft_config=None, callbacks=None, feature_cache: bool = True,
                  feature_cache_size: int = 4096, logprob_check_steps: int = 1,
                  logprob_check_tol: float | None = None, encoder_cache: bool = True,
                  merge_lora_for_generation: bool | str = "auto"):
@@ -182,13 +186,15 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, GRPOTrainer):
         args.generation_kwargs = gen_kwargs
 
         model = audio_lm.model
-        ref_path = None
+        reference = None
         if args.beta != 0.0 and peft_config is None:
             from ..models import resolve_model_path
 
-            ref_path = resolve_model_path(ref_model or model.config._name_or_path, what="reference model")
-        self.reference_path = ref_path  # None: no separate reference (beta 0, or LoRA's disabled adapter)
-        with _reference_through_tgsr(ref_path, audio_lm.family, args):
+            reference = ref_model if isinstance(ref_model, torch.nn.Module) else \
+                resolve_model_path(ref_model or model.config._name_or_path, what="reference model")
+        # None: no separate reference (beta 0, or LoRA's disabled adapter)
+        self.reference_path = reference if reference is None or isinstance(reference, str) else "<given model>"
+        with _reference_through_tgsr(reference, audio_lm.family, args):
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
                              eval_dataset=eval_dataset, processing_class=audio_lm.tokenizer,
                              peft_config=peft_config, callbacks=callbacks)
