@@ -6,7 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tgsr.answers import completion_text, extract_choice, last_nonempty_line
+from tgsr.analysis.attention import token_char_spans, token_phases
+from tgsr.analysis.behaviors import _answer_line_start as verify_stop
+from tgsr.answers import answer_line, completion_text, extract_choice
+from tgsr.rewards import get_reward
 
 CHOICES = ["one speaker", "two speakers", "three speakers", "dog"]
 EIGHT = [f"option {i}" for i in range(8)]
@@ -94,10 +97,44 @@ def test_chat_message_completions():
     assert completion_text(42) == ""
 
 
-def test_last_nonempty_line():
-    assert last_nonempty_line("a\n\nb\n  \n") == "b"
-    assert last_nonempty_line("\n\n") == ""
-    assert last_nonempty_line("x\n**Final answer: (b)**\n") == "Final answer: (b)"
+# One table for every reader of the final answer line: the answer reward, the attention
+# phases and Audiology Verify's attribution stop must all find the same line.
+ANSWER_LINES = [
+    # text, the answer line's text, its letter
+    ("x\n**Final answer:** (b)\n\n", "Final answer: (b)", "b"),
+    ("x\n**Final answer: (b)**\n", "Final answer: (b)", "b"),
+    ("From 1.00s to 2.00s two voices.\nFinal answer: (c) three speakers\n\n  \n", "Final answer: (c) three speakers", "c"),
+    ("reasoning\n\nFinal answer: (a)\n**\n", "Final answer: (a)", "a"),
+    ("Final answer: (d) dog", "Final answer: (d) dog", "d"),
+    ("a\n\n> Answer: (b)\n  \n", "Answer: (b)", "b"),
+]
+
+
+class _Chars:
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(i) for i in ids)
+
+
+@pytest.mark.parametrize("text,line,letter", ANSWER_LINES)
+def test_reward_attention_and_verify_read_the_same_answer_line(text, line, letter):
+    found = answer_line(text)
+    assert found is not None and found.text == line
+    assert text[found.start:found.end].strip().strip("*> ").startswith(line.split()[0])
+    # the answer reward reads it
+    assert extract_choice(text, CHOICES).letter == letter
+    assert get_reward("answer")([text], answer=[letter], choices=[CHOICES]) == [1.0]
+    # the attention phases start it there
+    phases = token_phases(text, token_char_spans(_Chars(), [ord(c) for c in text]))
+    assert phases.index("answer") == found.start
+    assert all(p != "answer" for p in phases[:found.start])
+    # Audiology Verify stops attributing words there
+    assert verify_stop(text) == found.start
+
+
+def test_answer_line_of_blank_text_is_none():
+    assert answer_line("\n\n") is None
+    assert answer_line("** \n__\n") is None
+    assert extract_choice("** \n", CHOICES).reason == "empty completion"
 
 
 @settings(max_examples=200, deadline=None)

@@ -10,7 +10,7 @@ import string
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-__all__ = ["Extraction", "extract_choice", "completion_text", "last_nonempty_line", "LETTERS"]
+__all__ = ["Extraction", "AnswerLine", "answer_line", "extract_choice", "completion_text", "LETTERS"]
 
 LETTERS = string.ascii_lowercase
 
@@ -77,16 +77,36 @@ def completion_text(completion: Any) -> str:
     return ""
 
 
-def last_nonempty_line(text: str) -> str:
-    """The last line of ``text`` that is not blank (markdown decoration removed), or ``""``."""
+@dataclass(frozen=True)
+class AnswerLine:
+    """The final answer line of a completion: where it sits and what it says."""
+    start: int  # character offset of the line in the completion
+    end: int  # offset just past the line (before its newline)
+    text: str  # the line without markdown decoration and edge spaces
+
+    @property
+    def states_answer(self) -> bool:
+        """Whether the line reads as an answer: it names "answer" or a choice letter like "(b)"."""
+        return bool(_STATES_ANSWER.search(self.text))
+
+
+_STATES_ANSWER = re.compile(r"answer|\([a-z]\)", re.IGNORECASE)
+
+
+def answer_line(text: str) -> AnswerLine | None:
+    """The last line of ``text`` that is not blank once markdown decoration is removed, or None.
+
+    The one definition of the final answer line: the answer reward, evaluation, the exports,
+    the attention phases and Audiology Verify all read this line.
+    """
     end = len(text)
     while end > 0:
         start = text.rfind("\n", 0, end) + 1
         line = _DECOR.sub("", text[start:end]).strip()
         if line:
-            return line
+            return AnswerLine(start, end, line)
         end = start - 1
-    return ""
+    return None
 
 
 def _norm(s: str) -> str:
@@ -172,10 +192,10 @@ def extract_choice(completion: Any, choices: Sequence[str] | None) -> Extraction
     text = completion_text(completion)
     if not text.strip():
         return Extraction(None, None, "empty completion")
-    line = last_nonempty_line(text)
-    if not line:
+    line = answer_line(text)
+    if line is None:
         return Extraction(None, None, "empty completion")
-    letter, why = _letter_from_line(line, choices)
+    letter, why = _letter_from_line(line.text, choices)
     if letter is None:
         return Extraction(None, None, why)
     idx = LETTERS.index(letter)

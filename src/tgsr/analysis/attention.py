@@ -22,7 +22,6 @@ exact eager attention query-chunk by query-chunk, reduces each chunk's weights t
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
@@ -300,17 +299,13 @@ def token_char_spans(tokenizer, token_ids: Sequence[int]) -> list[tuple[int, int
     return spans
 
 
-_ANSWER_LINE = re.compile(r"answer|\([a-z]\)", re.IGNORECASE)
-
-
 def answer_line_start(text: str) -> int | None:
-    """Offset of the final answer line: the last non-empty line, when it states an answer
-    (mentions "answer" or a choice letter such as "(b)"); None when there is none."""
-    stripped = text.rstrip()
-    if not stripped:
-        return None
-    start = stripped.rfind("\n") + 1
-    return start if _ANSWER_LINE.search(stripped[start:]) else None
+    """Offset of the final answer line (``tgsr.answers.answer_line``) when it states an answer;
+    None when the completion has none (a truncated rationale has no answer phase)."""
+    from ..answers import answer_line
+
+    line = answer_line(text)
+    return line.start if line is not None and line.states_answer else None
 
 
 def token_phases(text: str, char_spans: Sequence[tuple[int, int]]) -> list[str]:

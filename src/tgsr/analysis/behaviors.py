@@ -136,9 +136,11 @@ def regions_explored(completion: str) -> int:
 
 
 def _answer_line_start(text: str) -> int:
-    t = text.rstrip()
-    nl = t.rfind("\n")
-    return nl + 1 if nl >= 0 else len(text)
+    """Where attributed words stop: the final answer line (``tgsr.answers.answer_line``)."""
+    from ..answers import answer_line
+
+    line = answer_line(text)
+    return line.start if line is not None else len(text)
 
 
 def audiology_verify(audio: np.ndarray | None, completion: str,

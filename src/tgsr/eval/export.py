@@ -52,9 +52,11 @@ _ANSWER_KEYWORD = re.compile(r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-\
 
 
 def last_line(text: str | None) -> str:
-    from ..answers import last_nonempty_line
+    """The final answer line's text (``tgsr.answers.answer_line``), or ``""``."""
+    from ..answers import answer_line
 
-    return last_nonempty_line(text or "")
+    line = answer_line(text or "")
+    return line.text if line else ""
 
 
 def written_answer(completion: str | None) -> str:
