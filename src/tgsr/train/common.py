@@ -7,7 +7,8 @@
   audio encoder; wrap in LoRA (PEFT) or leave everything trainable; gradient checkpointing.
 - ``save_processing``: tokenizer, feature extractor and processor next to the weights, so a
   checkpoint folder is a complete model folder that ``load_model`` opens.
-- ``resume_checkpoint``: the last ``checkpoint-N`` folder of a run, for ``--resume``.
+
+Checkpoints (atomic saves, ``--resume`` from the newest complete one) are ``tgsr.train.checkpoints``.
 """
 
 from __future__ import annotations
@@ -243,19 +244,6 @@ def save_model_folder(trainer, audio_lm, out_dir: str | Path) -> str | None:
     return digest
 
 
-def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
-    if not resume:
-        return None
-    from transformers.trainer_utils import get_last_checkpoint
-
-    out = Path(output_dir)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if last is None:
-        raise TgsrError(f"--resume: no checkpoint-N folder in {out}; nothing to resume (set save_steps so the run "
-                        "saves checkpoints)")
-    return last
-
-
 def state_digest(state: dict[str, torch.Tensor]) -> str:
     """A short hash of a state dict (names and float32 values); FSDP2 DTensors hash this rank's shard."""
     import hashlib
@@ -296,5 +284,5 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 __all__ = ["SaveProcessingMixin", "audio_encoder_modules", "compute_dtype", "deepspeed_enabled", "load_audio_lm",
-           "prepare_trainable", "rank_digests", "rank_parameter_counts", "resume_checkpoint", "save_model_folder",
+           "prepare_trainable", "rank_digests", "rank_parameter_counts", "save_model_folder",
            "save_processing", "state_digest", "weights_digest", "write_json"]

@@ -32,6 +32,8 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "trl.models:unwrap_model_for_generation": ("model", "accelerator", "gather_deepspeed3_params",
                                                "generation_kwargs", "gradient_checkpointing_kwargs"),
     "transformers.trainer:Trainer._save": ("self", "output_dir", "state_dict"),
+    "transformers.trainer:Trainer._save_checkpoint": ("self", "model", "trial"),
+    "transformers.trainer:Trainer._get_output_dir": ("self", "trial"),
     "transformers.trainer:Trainer._load_from_checkpoint": ("self", "resume_from_checkpoint", "model"),
     "transformers.trainer:Trainer.create_accelerator_and_postprocess": ("self",),
     "transformers.trainer:Trainer.compute_loss": ("self", "model", "inputs", "return_outputs", "num_items_in_batch"),

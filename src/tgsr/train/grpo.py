@@ -49,6 +49,7 @@ from trl.trainer.utils import pad
 from ..errors import TgsrError
 from .audio_guard import judge, swap_permutation
 from .framework_check import check_hooks
+from .checkpoints import AtomicCheckpointMixin
 from .common import SaveProcessingMixin
 from .distributed import ShardedCpuMixin
 from .datasets import clean_conversation
@@ -148,7 +149,7 @@ class _SamplingLogprobs:
         return torch.stack(steps, dim=1)
 
 
-class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, GRPOTrainer):
+class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMixin, GRPOTrainer):
     """TRL's GRPOTrainer with the audio in generation, old-policy, reference and policy passes.
 
     ``audio_lm`` is a ``tgsr.models.AudioLM``; dataset rows need ``prompt`` (a conversation
@@ -421,15 +422,16 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
     from datasets import Dataset
     from transformers import set_seed
 
-    from .common import (load_audio_lm, prepare_trainable, rank_digests, rank_parameter_counts, resume_checkpoint,
-                         save_model_folder, weights_digest, write_json)
+    from .checkpoints import resume_checkpoint
+    from .common import (load_audio_lm, prepare_trainable, rank_digests, rank_parameter_counts, save_model_folder,
+                         weights_digest, write_json)
     from .distributed import sharding
     from .config import dump_config, reward_spec
     from .datasets import grpo_rows
 
     set_seed(trainer_args.seed)
     out_dir = Path(trainer_args.output_dir)
-    checkpoint = resume_checkpoint(out_dir, resume)
+    checkpoint = resume_checkpoint(out_dir, resume, needs_optimizer=not trainer_args.save_only_model)
     audio_lm = load_audio_lm(tgsr_args.model, tgsr_args, trainer_args)
     _, peft_config, params = prepare_trainable(audio_lm.model, tgsr_args, trainer_args, wrap_lora=False)
     funcs, weights = reward_spec(tgsr_args.rewards)

@@ -2,8 +2,9 @@
 
 A plain ``transformers.Trainer`` with ``SupervisedCollator``: loss on the target tokens only,
 features cached per clip, checkpoints that are complete model folders, ``--resume`` from the
-last ``checkpoint-N``. Options from the ``tgsr:`` section: freeze the audio encoder, LoRA
-(PEFT) or full fine-tuning; gradient checkpointing is the Trainer's own flag.
+newest complete ``checkpoint-N`` (``tgsr.train.checkpoints``). Options from the ``tgsr:``
+section: freeze the audio encoder, LoRA (PEFT) or full fine-tuning; gradient checkpointing is
+the Trainer's own flag.
 
 The LM head runs only over the target window. A row is ~750 audio tokens plus the question and a
 short target ("The segment ... starts at 1.20 seconds ..."), and the models' own loss projects
@@ -26,6 +27,7 @@ import torch
 from transformers import Trainer
 from transformers.modeling_outputs import CausalLMOutput
 
+from .checkpoints import AtomicCheckpointMixin
 from .common import SaveProcessingMixin
 from .distributed import ShardedCpuMixin
 
@@ -60,7 +62,7 @@ def add_target_loss(model) -> None:
     model.forward = types.MethodType(forward, model)
 
 
-class AudioSupervisedTrainer(ShardedCpuMixin, SaveProcessingMixin, Trainer):
+class AudioSupervisedTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMixin, Trainer):
     def __init__(self, audio_lm, *args, **kwargs):
         self.audio_lm = audio_lm
         super().__init__(*args, **kwargs)
@@ -77,14 +79,15 @@ def run_supervised(stage: str, trainer_args, tgsr_args, rows_fn: Callable, *, re
     from transformers import set_seed
 
     from .collate import ListDataset, SupervisedCollator
-    from .common import load_audio_lm, prepare_trainable, rank_parameter_counts, resume_checkpoint, save_model_folder
+    from .checkpoints import resume_checkpoint
+    from .common import load_audio_lm, prepare_trainable, rank_parameter_counts, save_model_folder
     from .config import dump_config
     from .distributed import sharding
     from .features import FeatureCache
 
     set_seed(trainer_args.seed)
     out_dir = Path(trainer_args.output_dir)
-    checkpoint = resume_checkpoint(out_dir, resume)
+    checkpoint = resume_checkpoint(out_dir, resume, needs_optimizer=not trainer_args.save_only_model)
     trainer_args.remove_unused_columns = False  # rows carry paths and text; the collator builds tensors
     audio_lm = load_audio_lm(tgsr_args.model, tgsr_args, trainer_args)
     add_target_loss(audio_lm.model)  # before PEFT wraps it, which then calls the patched forward

@@ -1,0 +1,163 @@
+"""Checkpoints: verified before resuming, the newest complete one used, saves that cannot be half-written."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from tgsr.errors import TgsrError
+from tgsr.train.checkpoints import STAGING, checkpoint_problem, resume_checkpoint
+from tgsr.train.config import load_config
+
+
+def _fake_checkpoint(folder, step: int):
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"w": torch.arange(64, dtype=torch.float32)}, str(folder / "model.safetensors"))
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": []}))
+    torch.save({"state": {}, "param_groups": []}, folder / "optimizer.pt")
+    torch.save({"last_epoch": step}, folder / "scheduler.pt")
+    return folder
+
+
+def _truncate(path, keep: int | None = None):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 if keep is None else keep])
+
+
+def test_a_complete_checkpoint_has_no_problem(tmp_path):
+    assert checkpoint_problem(_fake_checkpoint(tmp_path / "checkpoint-2", 2)) is None
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: _truncate(f / "model.safetensors"), "model.safetensors: .*incomplete metadata"),
+    (lambda f: _truncate(f / "model.safetensors", 4), "model.safetensors: .*header too small"),
+    (lambda f: (f / "model.safetensors").unlink(), "no weights"),
+    (lambda f: (f / "trainer_state.json").write_text('{"global_step": 2, "log_hi'), "trainer_state.json is unreadable"),
+    (lambda f: (f / "trainer_state.json").unlink(), "trainer_state.json is missing"),
+    (lambda f: (f / "optimizer.pt").unlink(), "optimizer.pt is missing"),
+    (lambda f: _truncate(f / "optimizer.pt"), "optimizer.pt: incomplete"),
+    (lambda f: _truncate(f / "scheduler.pt"), "scheduler.pt: incomplete"),
+    (lambda f: (f / "scheduler.pt").unlink(), "scheduler.pt is missing"),
+])
+def test_each_kind_of_damage_is_named(tmp_path, damage, message):
+    folder = _fake_checkpoint(tmp_path / "checkpoint-2", 2)
+    damage(folder)
+    problem = checkpoint_problem(folder)
+    assert problem is not None and re.search(message, problem), problem
+
+
+def test_sharded_index_with_a_missing_shard(tmp_path):
+    folder = _fake_checkpoint(tmp_path / "checkpoint-2", 2)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "w": "model-00001-of-00002.safetensors", "v": "model-00002-of-00002.safetensors"}}))
+    assert "names missing shards: model-00002-of-00002.safetensors" in checkpoint_problem(folder)
+
+
+def test_model_only_checkpoints_need_no_optimizer(tmp_path):
+    folder = _fake_checkpoint(tmp_path / "checkpoint-2", 2)
+    (folder / "optimizer.pt").unlink()
+    (folder / "scheduler.pt").unlink()
+    assert checkpoint_problem(folder, needs_optimizer=False) is None
+
+
+def test_resume_falls_back_to_the_newest_complete_checkpoint_and_says_so(tmp_path):
+    for step in (3, 6, 9):
+        _fake_checkpoint(tmp_path / f"checkpoint-{step}", step)
+    _truncate(tmp_path / "checkpoint-9" / "model.safetensors")
+    (tmp_path / "checkpoint-6" / "optimizer.pt").unlink()
+    said = []
+    assert resume_checkpoint(tmp_path, True, echo=said.append) == str(tmp_path / "checkpoint-3")
+    assert len(said) == 1
+    assert "checkpoint-9 (model.safetensors" in said[0] and "checkpoint-6 (optimizer.pt is missing)" in said[0]
+    assert "resuming from checkpoint-3" in said[0]
+
+
+def test_resume_with_no_complete_checkpoint_lists_them(tmp_path):
+    _fake_checkpoint(tmp_path / "checkpoint-4", 4)
+    _truncate(tmp_path / "checkpoint-4" / "model.safetensors")
+    with pytest.raises(TgsrError, match=r"no complete checkpoint .*checkpoint-4 \(model.safetensors"):
+        resume_checkpoint(tmp_path, True)
+    assert resume_checkpoint(tmp_path, False) is None
+
+
+def test_resume_mentions_an_interrupted_save(tmp_path):
+    _fake_checkpoint(tmp_path / "checkpoint-2", 2)
+    (tmp_path / STAGING / "checkpoint-4").mkdir(parents=True)
+    said = []
+    assert resume_checkpoint(tmp_path, True, echo=said.append).endswith("checkpoint-2")
+    assert "interrupted save (checkpoint-4)" in said[0]
+
+
+def test_every_trainer_saves_atomically():
+    from tgsr.train.checkpoints import AtomicCheckpointMixin
+    from tgsr.train.grpo import AudioGRPOTrainer
+    from tgsr.train.supervised import AudioSupervisedTrainer
+
+    for cls in (AudioGRPOTrainer, AudioSupervisedTrainer):
+        assert cls._save_checkpoint is AtomicCheckpointMixin._save_checkpoint
+
+
+# ---------------------------------------------------------------- the real trainer (tiny model)
+
+def _sta(model_dir, corpus, out_dir):
+    return load_config("sta", None, [], extra={
+        "tgsr.model": str(model_dir), "tgsr.train_file": str(corpus / "train" / "sta.jsonl"),
+        "output_dir": str(out_dir), "per_device_train_batch_size": 8, "learning_rate": 2e-3, "logging_steps": 1,
+        "max_steps": 6, "save_strategy": "steps", "save_steps": 3, "seed": 0, "disable_tqdm": True})
+
+
+def _losses(folder):
+    state = json.loads((folder / "trainer_state.json").read_text())
+    return {h["step"]: h["loss"] for h in state["log_history"] if "loss" in h}
+
+
+def test_resume_skips_a_half_written_newest_checkpoint(tiny_omni_dir, toy_corpus, tmp_path, capsys):
+    """The issue's case: checkpoint-6 truncated; --resume continued from checkpoint-3, not a SafetensorError."""
+    from tgsr.train.sta import run_sta
+
+    run_sta(*_sta(tiny_omni_dir, toy_corpus, tmp_path / "run"))
+    full = _losses(tmp_path / "run" / "checkpoint-6")
+    _truncate(tmp_path / "run" / "checkpoint-6" / "model.safetensors")
+    capsys.readouterr()
+    run_sta(*_sta(tiny_omni_dir, toy_corpus, tmp_path / "run"), resume=True)
+    out = capsys.readouterr().out
+    assert "skipping incomplete checkpoint-6 (model.safetensors" in out and "resuming from checkpoint-3" in out
+    assert checkpoint_problem(tmp_path / "run" / "checkpoint-6") is None  # saved again, whole
+    resumed = _losses(tmp_path / "run" / "checkpoint-6")
+    assert resumed[4] == pytest.approx(full[4], abs=1e-6) and resumed[6] == pytest.approx(full[6], abs=1e-6)
+
+
+class _DiskFull(OSError):
+    pass
+
+
+def test_a_save_that_dies_midway_leaves_no_checkpoint_folder(tiny_omni_dir, toy_corpus, tmp_path, monkeypatch):
+    """Weights written, then the optimizer save fails: checkpoint-6 must not exist (only the staging folder)."""
+    from transformers import Trainer
+
+    from tgsr.train.sta import run_sta
+
+    original = Trainer._save_optimizer_and_scheduler
+
+    def failing(self, output_dir):
+        if output_dir.endswith("checkpoint-6"):
+            raise _DiskFull("no space left on device")
+        return original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", failing)
+    with pytest.raises(_DiskFull):
+        run_sta(*_sta(tiny_omni_dir, toy_corpus, tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoint-6").exists()
+    assert (tmp_path / "run" / STAGING / "checkpoint-6" / "model.safetensors").exists()
+    assert checkpoint_problem(tmp_path / "run" / "checkpoint-3") is None
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", original)
+    summary = run_sta(*_sta(tiny_omni_dir, toy_corpus, tmp_path / "run"), resume=True)
+    assert summary["global_step"] == 6
+    assert checkpoint_problem(tmp_path / "run" / "checkpoint-6") is None
+    assert not (tmp_path / "run" / STAGING).exists()
