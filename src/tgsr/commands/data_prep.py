@@ -1,4 +1,4 @@
-"""``tgsr data import | align | sta | align-report``: Stage-1 data from real speech."""
+"""``tgsr data import | align | sta | align-report``: Stage-1 data from real speech; ``tgsr data qa``: Stage 2."""
 
 from __future__ import annotations
 
@@ -48,6 +48,21 @@ def register(tree) -> None:
                    help="a pause longer than this (s) ends a phrase (default 1.0)")
     p.add_argument("--min-confidence", type=float, default=0.4,
                    help="drop words whose aligner confidence is below this (default 0.4)")
+
+    p = data.command("qa", "Stage-2 multiple-choice questions (qa.jsonl) from MELD, CoTA or any manifest.", _cmd_qa)
+    p.add_argument("source", choices=("meld", "cota", "manifest"))
+    p.add_argument("--root", required=True, help="meld: the MELD folder (CSVs + MELD.Raw clips); cota: a .json/"
+                                                 ".jsonl/.parquet file or folder; manifest: a .jsonl/.csv file or folder")
+    p.add_argument("--out", required=True, help="qa.jsonl to write")
+    p.add_argument("--errors", help="errors file (default: <out>.errors.jsonl)")
+    p.add_argument("--words", help="meld, manifest: words.jsonl from 'tgsr data align', for grounded rationales")
+    p.add_argument("--split", default="train", help="meld: train or dev (test is refused: it is the benchmark)")
+    p.add_argument("--kinds", default="emotion,sentiment,dialogue",
+                   help="meld: question kinds, comma-separated (default: emotion,sentiment,dialogue)")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="meld: longest dialogue part in seconds (30)")
+    p.add_argument("--gap", type=float, default=0.3, help="meld: silence between concatenated utterances (0.3 s)")
+    p.add_argument("--seed", type=int, default=0, help="meld: seed of the letter schedule and question forms (0)")
+    p.add_argument("--audio-root", help="cota: folder that relative audio paths are under (default: the file's)")
 
     p = data.command("align-report", "Word-boundary error of aligned words against reference timings.",
                      _cmd_report)
@@ -112,6 +127,34 @@ def _cmd_sta(args: argparse.Namespace) -> int:
           f"({summary.clips_without_phrase} clips had no usable phrase, "
           f"{summary.words_dropped_low_confidence} low-confidence words dropped, "
           f"{summary.bad_records} malformed lines skipped)")
+    return 0
+
+
+def _cmd_qa(args: argparse.Namespace) -> int:
+    from ..errors import TgsrError
+
+    if args.source == "meld":
+        from ..data.qa.meld import MeldOptions, build_meld_qa
+
+        kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+        opts = MeldOptions(split=args.split, kinds=kinds, max_seconds=args.max_seconds, gap=args.gap, seed=args.seed)
+        summary = build_meld_qa(args.root, args.out, opts, words=args.words, errors_path=args.errors,
+                                progress=sys.stderr.isatty())
+    elif args.source == "cota":
+        from ..data.qa.cota import build_cota_qa
+
+        summary = build_cota_qa(args.root, args.out, audio_root=args.audio_root, errors_path=args.errors)
+    else:
+        from ..data.qa.manifest import build_manifest_qa
+
+        summary = build_manifest_qa(args.root, args.out, words=args.words, errors_path=args.errors)
+    print(summary.line())
+    print(summary.letter_line())
+    if summary.problems:
+        top = ", ".join(f"{k} ({v})" for k, v in summary.reasons.most_common(3))
+        print(f"problems are listed in {summary.errors_path}: {top}", file=sys.stderr)
+    if not summary.questions:
+        raise TgsrError(f"no question was written to {args.out}; see {summary.errors_path}")
     return 0
 
 

@@ -80,7 +80,7 @@ def cite(start: float, end: float, duration: float) -> tuple[float, float]:
     start, end = round(start, 3), round(end, 3)  # the precision words.jsonl stores
     a = math.floor(start * 100 + 1e-6) / 100
     b = math.ceil(end * 100 - 1e-6) / 100
-    return round(max(0.0, a), 2), round(min(b, math.floor(duration * 100) / 100), 2)
+    return round(max(0.0, a), 2), round(min(b, math.floor(duration * 100 + 1e-6) / 100), 2)  # 4.31 * 100 < 431
 
 
 def _says(clip: Clip, s: Sentence, who: str) -> Claim:

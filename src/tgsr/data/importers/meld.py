@@ -58,7 +58,10 @@ def _index_clips(root: Path) -> dict[tuple[str | None, str], Path]:
 
 
 def import_meld(root: str | Path, *, check_audio: bool = True, csv_files: list[str | Path] | None = None,
-                **_) -> ImportResult:
+                split_folders: bool = False, **_) -> ImportResult:
+    """``split_folders``: take a clip only from a folder whose name gives its CSV's split. The same
+    dialogue ids exist in every split, so a clip in an unnamed folder might be another split's
+    (``tgsr data qa meld`` sets it: no test clip may reach training data)."""
     root = Path(root)
     result = ImportResult()
     files = [Path(f) for f in csv_files] if csv_files else sorted(root.rglob("*_sent_emo.csv"))
@@ -84,14 +87,16 @@ def import_meld(root: str | Path, *, check_audio: bool = True, csv_files: list[s
                     continue
                 stem = f"dia{dia}_utt{utt}"
                 clip_id = f"meld-{split or csv_path.stem}-{stem}"
-                audio = clips.get((split, stem)) or clips.get((None, stem))
+                audio = clips.get((split, stem)) or (None if split_folders else clips.get((None, stem)))
                 if audio is None:
-                    result.error(f"no clip {stem}.mp4/.wav for split {split}", path=csv_path, line=line, clip=clip_id)
+                    where = f" in a folder naming the {split} split" if split_folders else f" for split {split}"
+                    result.error(f"no clip {stem}.mp4/.wav{where}", path=csv_path, line=line, clip=clip_id)
                     continue
                 text = (row["Utterance"] or "").translate(_QUOTES).strip()
                 meta = {"dialogue_id": dia, "utterance_id": utt, "emotion": row.get("Emotion"),
                         "sentiment": row.get("Sentiment"), "season": row.get("Season"), "episode": row.get("Episode"),
-                        "episode_start": round(start, 3), "episode_end": round(end, 3), "split": split}
+                        "episode_start": round(start, 3), "episode_end": round(end, 3), "split": split,
+                        "csv": str(csv_path), "line": line}  # where the row is, for located errors later
                 item = ManifestItem(id=clip_id, audio=str(audio.resolve()), transcript=text or None,
                                     speaker=(row["Speaker"] or "").strip() or None, language="en", source="meld",
                                     meta=meta)
