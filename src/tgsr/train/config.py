@@ -8,16 +8,25 @@ the data files, rewards, audio-encoder freezing, LoRA and feature caching.
 Command-line overrides are ``key=value`` pairs; values are parsed as YAML (``1e-5``, ``true``,
 ``[answer, compaction]``) and ``tgsr.<key>`` addresses the tgsr section, so
 ``learning_rate=1e-5 tgsr.ablation=no_compaction`` works for any recipe.
+
+Every value is checked against its dataclass field's type before anything is built (``check_value``):
+an integer field takes integers (``1e3`` too, as 1000), a number field numbers, a boolean field only
+``true``/``false``, a list field a list of the element type; counts below their minimum (``tgsr.``
+fields: ``metadata={"min": ...}``; the trainers' own: ``TRAINER_MINIMUMS``) are refused. The error
+names the key, the value, where it came from and the expected type.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, Union
 
 import yaml
 
@@ -79,22 +88,23 @@ class TgsrArgs:
     family: str | None = None                  # qwen2.5-omni | qwen2-audio | audio-flamingo-3 (None: from config)
     train_file: str = ""                       # sta.jsonl (sta) or qa.jsonl (sft, grpo)
     eval_file: str | None = None               # held-out split: STA IoU report, SFT/GRPO eval
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    max_train_samples: int | None = field(default=None, metadata={"min": 1})
+    max_eval_samples: int | None = field(default=None, metadata={"min": 1})
     attn_implementation: str | None = None     # None: the family default (sdpa)
     dtype: str = "auto"                        # auto: float32 on CPU, bfloat16 where bf16 is on
     freeze_audio_encoder: bool = False
     lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_r: int = field(default=16, metadata={"min": 1})
+    lora_alpha: int = field(default=32, metadata={"min": 1})
+    lora_dropout: float = field(default=0.05, metadata={"min": 0.0, "max": 1.0})
     # LoRA on the language model's projections only; the audio tower stays as it is (or frozen)
     lora_target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
     feature_cache: bool = True                 # log-mel features computed once per clip and reused
-    feature_cache_size: int = 4096             # clips kept across steps (LRU); 0 = within a step only
+    # clips whose features are kept across steps (LRU); 0 = within a step only
+    feature_cache_size: int = field(default=4096, metadata={"min": 0})
     prompt_style: str = "grounded"             # grounded | cot | direct (GRPO, SFT prompts)
-    max_new_tokens: int = 64                   # STA held-out evaluation
-    seed_data: int = 0
+    max_new_tokens: int = field(default=64, metadata={"min": 1})  # STA held-out evaluation
+    seed_data: int = field(default=0, metadata={"min": 0})
 
 
 @dataclass
@@ -115,10 +125,11 @@ class GrpoArgs(TgsrArgs):
     rewards: Any = field(default_factory=lambda: {"answer": 1.0, "compaction": 1.0})
     ref_model: str | None = None               # reference policy for the KL term, folder or hub id (default:
                                                # `model`, i.e. pi_0); loaded by tgsr (Omni: the thinker)
-    logprob_check_steps: int = 1               # generation batches whose sampling log-probs are checked
-    logprob_check_tol: float | None = None     # the audio guard (tgsr.train.audio_guard): max gap in fp32
-                                               # (None: 1e-4), mean gap in bf16/fp16 (None: 0.1) plus the
-                                               # swapped-audio contrast
+    # generation batches whose sampling log-probs are checked
+    logprob_check_steps: int = field(default=1, metadata={"min": 0})
+    # the audio guard (tgsr.train.audio_guard): max gap in fp32 (None: 1e-4), mean gap in bf16/fp16
+    # (None: 0.1) plus the swapped-audio contrast
+    logprob_check_tol: float | None = field(default=None, metadata={"min": 0.0})
     encoder_cache: bool = True                 # frozen audio encoder: outputs once per clip per step (off if it trains)
     merge_lora_for_generation: Any = "auto"    # LoRA: sample from the adapter merged into a weight copy (faster
                                                # decode); auto: when the GPU has room for the copy; true | false
@@ -190,8 +201,142 @@ def reward_spec(rewards: Any, where: str = "<config>") -> tuple[list, list[float
         raise ConfigError(f"{where}: tgsr.rewards: {e}") from None
 
 
-def _instantiate(cls, values: dict, where: str, from_cli: frozenset = frozenset()):
-    """``from_cli``: keys set by command-line overrides, so an error names the right source."""
+# Counts of the trainers' own dataclasses (TrainingArguments, GRPOConfig) and their least sensible
+# value: below it transformers or TRL would fail later with a traceback, or quietly do something
+# else (a negative batch size, a negative sample count). ``max_steps: -1`` is the Trainer's "unset".
+TRAINER_MINIMUMS: dict[str, float] = {
+    "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1,
+    "eval_accumulation_steps": 1, "max_steps": -1, "num_train_epochs": 0, "warmup_steps": 0, "logging_steps": 0,
+    "save_steps": 0, "eval_steps": 0, "save_total_limit": 0, "seed": 0, "data_seed": 0, "dataloader_num_workers": 0,
+    "learning_rate": 0, "num_generations": 1, "num_generations_eval": 1, "max_completion_length": 1,
+    "generation_batch_size": 1, "steps_per_generation": 1, "num_iterations": 1, "top_k": 0,
+}
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """``value`` as an instance of the annotation ``tp``, or ``_Mismatch``."""
+    if tp is Any or tp is object:
+        return value
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+        if enums and str in args and isinstance(value, str):  # ``SaveStrategy | str``: a string names a member
+            if any(value in [m.value for m in e] for e in enums):
+                return value
+            raise _Mismatch
+        for arg in args:
+            if arg is not type(None):
+                try:
+                    return _coerce(value, arg)
+                except _Mismatch:
+                    pass
+        raise _Mismatch
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _Mismatch
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if isinstance(value, bool) and tp is not bool:  # a bool is an int to Python, never to a recipe
+        raise _Mismatch
+    if tp is bool or tp is str:
+        if isinstance(value, tp):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():  # 1e3 reads as a float
+            return int(value)
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        raise _Mismatch
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        elem = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else Any
+        return [_coerce(v, elem) for v in value]
+    if origin is dict or tp is dict:
+        if isinstance(value, dict):
+            return value
+        raise _Mismatch
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp) or value in [m.value for m in tp]:
+            return value
+        raise _Mismatch
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise _Mismatch
+    return value  # a typing construct not listed above: the dataclass checks it
+
+
+_PLURAL = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+
+
+def describe_type(tp: Any) -> str:
+    """An annotation in words, e.g. ``int | None`` -> "an integer or null"."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        enums = any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args)
+        words = list(dict.fromkeys(describe_type(a) for a in args
+                                   if a is not type(None) and not (enums and a is str)))
+        return " or ".join(words + (["null"] if type(None) in args else []))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple) or tp in (list, tuple):
+        return f"a list of {_PLURAL.get(args[0], 'values')}" if args else "a list"
+    if origin is dict or tp is dict:
+        return "a mapping"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
+    named = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    if tp in named:
+        return named[tp]
+    return f"a {getattr(tp, '__name__', tp)}"
+
+
+def check_value(cls, key: str, value: Any, *, name: str | None = None, minimum: float | None = None) -> Any:
+    """``value`` for field ``key`` of dataclass ``cls``, converted where lossless (an integral float
+    for an integer); ``ValueError`` naming ``name`` (default ``key``), the value and the expected type."""
+    import json
+
+    name = name or key
+    shown = json.dumps(value, default=str)  # as a recipe writes it: true, "abc", [1, 2]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    tp = typing.get_type_hints(cls)[key]
+    try:
+        value = _coerce(value, tp)
+    except _Mismatch:
+        raise ValueError(f"{name}={shown}: expected {describe_type(tp)}") from None
+    if minimum is None:
+        minimum = fields[key].metadata.get("min")
+    maximum = fields[key].metadata.get("max")
+    numbers = value if isinstance(value, list) else [value]
+    for v in numbers:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if minimum is not None and v < minimum:
+                unset = " (-1: not set)" if minimum == -1 else ""
+                raise ValueError(f"{name}={shown}: must be at least {minimum}{unset}")
+            if maximum is not None and v > maximum:
+                raise ValueError(f"{name}={shown}: must be at most {maximum}")
+    return value
+
+
+def _instantiate(cls, values: dict, where: str, from_cli: frozenset = frozenset(), *, prefix: str = "",
+                 minimums: dict | None = None):
+    """``from_cli``: keys set by command-line overrides, so an error names the right source;
+    ``prefix`` names the section in messages (``tgsr.``); ``minimums``: least values by key."""
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -203,10 +348,15 @@ def _instantiate(cls, values: dict, where: str, from_cli: frozenset = frozenset(
             hints.append(f"{k!r}" + (" (a command-line override)" if k in from_cli else "")
                          + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(f"{where}: unknown key(s) for {cls.__name__}: {', '.join(hints)}")
+    checked = {}
+    for key, value in values.items():
+        try:
+            checked[key] = check_value(cls, key, value, name=prefix + key, minimum=(minimums or {}).get(key))
+        except ValueError as e:
+            source = " (a command-line override)" if key in from_cli else ""
+            raise ConfigError(f"{where}: {e}{source}") from None
     try:
-        from transformers import HfArgumentParser
-
-        (obj,) = HfArgumentParser((cls,)).parse_dict(values)
+        obj = cls(**checked)  # what HfArgumentParser.parse_dict does, once the keys and types are known good
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {cls.__name__}: {e}") from None
     return obj
@@ -236,7 +386,7 @@ def load_config(stage: str, path: str | Path | None, overrides: Sequence[str] = 
         tg = _apply_ablation(tg, where)
     cli_keys = {k for k, _ in merged}
     tgsr_args = _instantiate(TGSR_CLASSES[stage], tg, where + " [tgsr]",
-                             frozenset(k[len("tgsr."):] for k in cli_keys if k.startswith("tgsr.")))
+                             frozenset(k[len("tgsr."):] for k in cli_keys if k.startswith("tgsr.")), prefix="tgsr.")
     if not tgsr_args.model:
         raise ConfigError(f"{where}: tgsr.model is required (a model folder, e.g. from `tgsr model tiny`)")
     if not tgsr_args.train_file:
@@ -261,7 +411,7 @@ def load_config(stage: str, path: str | Path | None, overrides: Sequence[str] = 
             raise ConfigError(f"{where}: reward_weights has {len(tr['reward_weights'])} entries but tgsr.rewards "
                               f"has {len(weights)} ({tgsr_args.rewards})")
     trainer_args = _instantiate(trainer_class(stage), tr, where,
-                                frozenset(k for k in cli_keys if not k.startswith("tgsr")))
+                                frozenset(k for k in cli_keys if not k.startswith("tgsr")), minimums=TRAINER_MINIMUMS)
     return trainer_args, tgsr_args
 
 
@@ -305,5 +455,6 @@ def _yaml_safe(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool, list, dict))
 
 
-__all__ = ["ABLATIONS", "STAGES", "ConfigError", "TgsrArgs", "StaArgs", "SftArgs", "GrpoArgs",
-           "load_config", "parse_override", "dump_config", "trainer_class", "reward_spec"]
+__all__ = ["ABLATIONS", "STAGES", "TRAINER_MINIMUMS", "ConfigError", "TgsrArgs", "StaArgs", "SftArgs", "GrpoArgs",
+           "check_value", "describe_type", "load_config", "parse_override", "dump_config", "trainer_class",
+           "reward_spec"]
