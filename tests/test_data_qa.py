@@ -300,3 +300,42 @@ def test_manifest_bad_rows_are_located_and_the_rest_kept(tmp_path):
     before = out.read_text()
     assert main(["data", "qa", "manifest", "--root", str(tmp_path), "--out", str(out)]) == 0
     assert [r["id"] for r in _rows(out)] == [r["id"] for r in map(json.loads, before.splitlines())]
+
+
+# ---------------------------------------------------------------- into GRPO
+
+def test_grpo_grounding_iou_on_meld_dialogue_questions(meld_root, tiny_omni_dir, tmp_path):
+    """``tgsr data qa meld`` output trains as is: ``tgsr train grpo`` with the verified grounding
+    reward (``tgsr.ablation=grounding_iou``) scores citations against the dialogue evidence."""
+    pytest.importorskip("trl")
+    from tgsr.rewards import REWARD_STATS, get_reward
+    from tgsr.train.datasets import grpo_rows
+
+    qa = tmp_path / "data" / "qa.jsonl"
+    assert main(["data", "qa", "meld", "--root", str(meld_root), "--out", str(qa), "--kinds", "dialogue",
+                 "--max-seconds", "4"]) == 0
+    rows = grpo_rows(str(qa), "grounded").rows
+    assert rows and all(r["task"] == "meld_dialogue" and len(r["choices"]) == 7 for r in rows)
+    # the rows carry what the grounding reward needs: citing the evidence scores 1, elsewhere 0
+    r = rows[0]
+    (s, e), = r["evidence"]
+    right = f"{format_span(s, e)}, the line is said.\nFinal answer: ({r['answer']}) {r['choices'][0]}"
+    wrong = f"{format_span(e, min(e + 0.5, r['duration']))}, silence.\nFinal answer: (a) x"
+    grounding = get_reward("grounding_iou")
+    assert grounding([right, wrong], **{k: [r[k], r[k]] for k in ("evidence", "duration")}) == [1.0, 0.0]
+
+    before = REWARD_STATS.snapshot()
+    out = tmp_path / "grpo"
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "tiny-cpu" / "grpo.yaml"
+    assert main(["train", "grpo", "--config", str(recipe), f"tgsr.model={tiny_omni_dir}",
+                 f"tgsr.ref_model={tiny_omni_dir}", f"tgsr.train_file={qa}", "tgsr.ablation=grounding_iou",
+                 "tgsr.max_train_samples=8", "per_device_train_batch_size=4", "num_generations=2",
+                 "max_completion_length=12", "max_steps=2", "logging_steps=1", "save_strategy=no",
+                 "disable_tqdm=true", f"output_dir={out}"]) == 0
+    summary = json.loads((out / "tgsr_summary.json").read_text())
+    assert summary["global_step"] == 2 and summary["train_rows"] == 8 and summary["skipped_rows"] == 0
+    assert summary["rewards"] == ["answer", "compaction", "grounding_iou"]
+    after = REWARD_STATS.snapshot()
+    for problem in ("no_evidence", "missing_duration"):  # every completion was scored against real evidence
+        key = f"grounding_iou/{problem}"
+        assert after.get(key, 0) == before.get(key, 0)
