@@ -504,39 +504,35 @@ def run_attention(lm, jobs: Sequence[AttentionJob], out_dir, *, max_new_tokens: 
                   chunk: int = DEFAULT_CHUNK, progress: bool = True) -> dict:
     """Analyse every job, appending one record per item to ``out_dir/attention_items.jsonl``.
 
-    Resumable: items already in the file are skipped. An item that fails (unreadable audio,
-    empty generation ...) is recorded with its error and counted in the summary. Returns the
-    summary, also written to ``out_dir/attention_summary.json``.
+    Resumable (a ``tgsr.runlog.ItemLog``, the folder locked while it runs): items already in the
+    file are skipped; other settings are refused. An item that fails (unreadable audio,
+    empty generation ...) is recorded with its error and counted in the summary, and retried on
+    resume. Returns the summary, also written to ``out_dir/attention_summary.json``.
     """
+    from pathlib import Path
+
+    from ..runlog import FolderLock
+
+    out_dir = Path(out_dir)
+    with FolderLock(out_dir):
+        return _attention_items(lm, jobs, out_dir, max_new_tokens=max_new_tokens, chunk=chunk, progress=progress)
+
+
+def _attention_items(lm, jobs: Sequence[AttentionJob], out_dir, *, max_new_tokens: int, chunk: int,
+                     progress: bool) -> dict:
     import json
     import time
-    from pathlib import Path
 
     from tqdm.auto import tqdm
 
     from ..audio import load_audio
-    from ..records import append_jsonl, repair_torn_tail
-    from ._items import finished_ids, latest_records
+    from ..runlog import ItemLog
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    items_path = out_dir / "attention_items.jsonl"
+    items = ItemLog(out_dir / "attention_items.jsonl", out_dir / "attention_settings.json",
+                    what="attention results", hint="use another --out or --label")
     settings = {"model": str(getattr(lm, "name_or_path", "") or ""), "max_new_tokens": max_new_tokens}
-    settings_path = out_dir / "attention_settings.json"
-    if settings_path.exists() and items_path.exists():
-        old = json.loads(settings_path.read_text(encoding="utf-8"))
-        if old != settings:
-            from ..errors import TgsrError
-
-            from ._items import settings_diff
-
-            raise TgsrError(f"{out_dir} holds attention results made with other settings "
-                            f"({settings_diff(old, settings)}); "
-                            "use another --out or --label")
-    settings_path.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
-    repair_torn_tail(items_path)
-    done = finished_ids(latest_records(items_path))
-    todo = [j for j in jobs if j.id not in done]
+    done = items.resume(settings)
+    todo = items.pending(jobs, done)
     t0, n_ok = time.perf_counter(), 0
     for job in tqdm(todo, desc="attention", unit="item", disable=not progress, dynamic_ncols=True):
         rec: dict = {"id": job.id, "query": job.query}
@@ -553,10 +549,9 @@ def run_attention(lm, jobs: Sequence[AttentionJob], out_dir, *, max_new_tokens: 
                        accumulator=accumulate(result),
                        audio_mass=float(result.mass[:, :, 1].mean()),
                        max_block_sum_error=float((result.mass.sum(-1) - result.total).abs().max()))
-        append_jsonl(items_path, rec)
+        items.append(rec)
     seconds = time.perf_counter() - t0
-    wanted = {j.id for j in jobs}
-    records = [r for i, r in latest_records(items_path).items() if i in wanted]
+    records = items.rows_for(j.id for j in jobs)
     ok = [r for r in records if "accumulator" in r]
     summary = summarize_accumulators([r["accumulator"] for r in ok])
     summary.update(n_items=len(jobs), n_failed=len(records) - len(ok),

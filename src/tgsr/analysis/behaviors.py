@@ -354,34 +354,39 @@ def run_behaviors(run_dir: str | Path, out_dir: str | Path | None = None, *, asr
     ``transcribe`` overrides it with any ``audio -> text`` callable. ``device``/``dtype`` place an
     ``hf:`` judge model (``tgsr.models.placement``). Returns the summary, also
     written to ``behaviors.json`` and ``behaviors.md`` in ``out_dir`` (default ``RUN_DIR/behaviors``).
+    The output folder is locked while it runs; the rows are a ``tgsr.runlog.ItemLog`` (other
+    settings refused, failed items retried on resume).
     """
-    from tqdm.auto import tqdm
-
-    from ..audio import load_audio
-    from ..records import append_jsonl, repair_torn_tail
-    from ._items import finished_ids, latest_records, settings_diff
-    from .judge import get_judge
+    from ..runlog import FolderLock
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "behaviors"
-    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):
+        return _behavior_items(run_dir, out, asr=asr, asr_model=asr_model, judge=judge, data=data, progress=progress,
+                               transcribe=transcribe, device=device, dtype=dtype)
+
+
+def _behavior_items(run_dir: Path, out: Path, *, asr: str | None, asr_model: str | None, judge: str,
+                    data: str | None, progress: bool, transcribe: Callable | None, device: str,
+                    dtype: str | None) -> dict:
+    from tqdm.auto import tqdm
+
+    from ..audio import load_audio
+    from ..runlog import ItemLog
+    from .judge import get_judge
+
     preds, bad_lines, contexts, info = load_run(run_dir, data)
     settings = {"run_dir": str(run_dir.resolve()), "asr": None if transcribe is None and asr in (None, "none") else
                 (asr if transcribe is None else "custom"), "asr_model": asr_model, "judge": judge}
-    settings_path = out / "behaviors_settings.json"
-    items_path = out / "behaviors_items.jsonl"
+    items = ItemLog(out / "behaviors_items.jsonl", out / "behaviors_settings.json", what="behaviour scores",
+                    hint=f"delete {out} to score again with the new ones")
     judge_obj = get_judge(judge, device=device, dtype=dtype)   # a bad --judge or --asr fails before anything is written
     if transcribe is None and asr not in (None, "none"):
         from ..data.align import BACKENDS
 
         if asr not in BACKENDS:
             raise TgsrError(f"unknown ASR backend {asr!r}; expected one of {', '.join(BACKENDS)} or none")
-    if settings_path.exists() and items_path.exists():
-        old = json.loads(settings_path.read_text(encoding="utf-8"))
-        if old != settings:
-            raise TgsrError(f"{out} holds behaviour scores made with other settings ({settings_diff(old, settings)}); "
-                            f"delete {out} to score again with the new ones")
-    settings_path.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+    done = items.resume(settings)
     if transcribe is None and asr not in (None, "none"):
         from ..data.align import get_aligner
 
@@ -401,9 +406,7 @@ def run_behaviors(run_dir: str | Path, out_dir: str | Path | None = None, *, asr
             audio_cache[path] = load_audio(path)
         return audio_cache[path]
 
-    repair_torn_tail(items_path)
-    done = finished_ids(latest_records(items_path))
-    todo = [p for p in preds if p.id not in done]
+    todo = items.pending(preds, done)
     t0 = time.perf_counter()
     for p in tqdm(todo, desc="behaviours", unit="item", disable=not progress, dynamic_ncols=True):
         try:
@@ -412,9 +415,8 @@ def run_behaviors(run_dir: str | Path, out_dir: str | Path | None = None, *, asr
         except TgsrError as e:          # e.g. the judge endpoint is down: record and go on
             row = {"id": p.id, "condition": p.condition, "correct": p.correct, **{m: None for m in METRICS},
                    "na": {m: f"error: {e}" for m in METRICS}, "error": str(e)}
-        append_jsonl(items_path, row)
-    ids = {p.id for p in preds}
-    rows = [r for i, r in latest_records(items_path).items() if i in ids]
+        items.append(row)
+    rows = items.rows_for(p.id for p in preds)
     summary = summarize_items(rows, len(preds), len(bad_lines))
     summary["label"] = info.get("label") or Path(info.get("model") or run_dir.name).name
     summary["settings"] = settings

@@ -99,34 +99,33 @@ def run_faithfulness(lm, examples, out_dir, *, mask: Literal["silence", "noise"]
                      max_new_tokens: int = 256, prompt: str = "grounded", progress: bool = True) -> dict:
     """Run the masking test over QA ``examples``; resumable (``faithfulness_items.jsonl``).
 
-    Returns the summary, also written to ``out_dir/faithfulness.json``.
+    Returns the summary, also written to ``out_dir/faithfulness.json``. The folder is locked while
+    it runs and the items are a ``tgsr.runlog.ItemLog`` (other settings refused, failed items
+    retried on resume).
     """
-    from tqdm.auto import tqdm
-
-    from ..audio import SAMPLE_RATE, load_audio, mask_spans
-    from ..prompts import reasoning_question, user_messages
-    from ..records import append_jsonl, repair_torn_tail
-    from ._items import finished_ids, latest_records
+    from ..runlog import FolderLock
 
     if mask not in ("silence", "noise"):
         raise TgsrError(f"unknown mask {mask!r}; expected silence or noise")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    items_path = out / "faithfulness_items.jsonl"
+    with FolderLock(out):
+        return _faithfulness_items(lm, examples, out, mask=mask, seed=seed, max_new_tokens=max_new_tokens,
+                                   prompt=prompt, progress=progress)
+
+
+def _faithfulness_items(lm, examples, out: Path, *, mask: str, seed: int, max_new_tokens: int, prompt: str,
+                        progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    from ..audio import SAMPLE_RATE, load_audio, mask_spans
+    from ..prompts import reasoning_question, user_messages
+    from ..runlog import ItemLog
+
+    items = ItemLog(out / "faithfulness_items.jsonl", out / "faithfulness_settings.json", what="a faithfulness run")
     settings = {"mask": mask, "seed": seed, "max_new_tokens": max_new_tokens, "prompt": prompt,
                 "model": str(getattr(lm, "name_or_path", ""))}
-    settings_path = out / "faithfulness_settings.json"
-    if settings_path.exists() and items_path.exists():
-        old = json.loads(settings_path.read_text(encoding="utf-8"))
-        if old != settings:
-            from ._items import settings_diff
-
-            raise TgsrError(f"{out} holds a faithfulness run with other settings ({settings_diff(old, settings)}); "
-                            "use another --out")
-    settings_path.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
-    repair_torn_tail(items_path)
-    done = finished_ids(latest_records(items_path))
-    todo = [ex for ex in examples if ex.id not in done]
+    done = items.resume(settings)
+    todo = items.pending(examples, done)
     t0 = time.perf_counter()
     for ex in tqdm(todo, desc=f"faithfulness [{mask}]", unit="item", disable=not progress, dynamic_ncols=True):
         # the item's own generator: results do not depend on which items ran before (resume-safe)
@@ -154,9 +153,8 @@ def run_faithfulness(lm, examples, out_dir, *, mask: Literal["silence", "noise"]
             rec["error"] = str(e)
         except Exception as e:  # noqa: BLE001 - a model failure on one item must not end the run
             rec["error"] = f"model: {type(e).__name__}: {e}"
-        append_jsonl(items_path, rec)
-    ids = {ex.id for ex in examples}
-    rows = [r for i, r in latest_records(items_path).items() if i in ids]
+        items.append(rec)
+    rows = items.rows_for(ex.id for ex in examples)
     summary = summarize_faithfulness(rows, n_items=len(examples))
     summary["settings"] = settings
     (out / "faithfulness.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..runlog import locks_output
+
 BACKENDS = ("whisper-timestamped", "faster-whisper", "pocketsphinx")
 
 
@@ -13,7 +15,7 @@ def register(tree) -> None:
     data = tree.group("data", "Build training data: synthetic corpora, real-speech alignment, STA examples.")
 
     p = data.command("import", "Read a corpus in its native layout and write a manifest of clips to align.",
-                     _cmd_import)
+                     locks_output()(_cmd_import))
     p.add_argument("corpus", choices=("librispeech", "meld", "covost2", "manifest"))
     p.add_argument("--root", required=True, help="corpus folder (for 'manifest': a .jsonl/.csv file or a folder)")
     p.add_argument("--out", required=True, help="manifest.jsonl to write")
@@ -22,7 +24,7 @@ def register(tree) -> None:
                    help="do not open audio headers (faster on slow disks; align reports bad files later)")
 
     p = data.command("align", "Word-level timestamps for every clip of a manifest (resumable, parallel).",
-                     _cmd_align)
+                     locks_output()(_cmd_align))
     p.add_argument("--manifest", required=True, help="manifest.jsonl from 'tgsr data import'")
     p.add_argument("--backend", required=True, choices=BACKENDS, help="aligner (see docs/data-preparation.md)")
     p.add_argument("--model", help="Whisper: a .pt file, a faster-whisper folder, or a name (tiny.en, base offline); "
@@ -38,7 +40,7 @@ def register(tree) -> None:
                         "5 for faster-whisper)")
     p.add_argument("--limit", type=int, help="stop after this many clips (trial runs)")
 
-    p = data.command("sta", "Sample phrases with their time spans: Stage-1 STA examples.", _cmd_sta)
+    p = data.command("sta", "Sample phrases with their time spans: Stage-1 STA examples.", locks_output()(_cmd_sta))
     p.add_argument("--words", required=True, help="words.jsonl from 'tgsr data align' or 'tgsr data synth'")
     p.add_argument("--out", required=True, help="sta.jsonl to write")
     p.add_argument("--phrase-len", default="3-12", help="phrase length in words, MIN-MAX (default 3-12)")
@@ -49,7 +51,8 @@ def register(tree) -> None:
     p.add_argument("--min-confidence", type=float, default=0.4,
                    help="drop words whose aligner confidence is below this (default 0.4)")
 
-    p = data.command("qa", "Stage-2 multiple-choice questions (qa.jsonl) from MELD, CoTA or any manifest.", _cmd_qa)
+    p = data.command("qa", "Stage-2 multiple-choice questions (qa.jsonl) from MELD, CoTA or any manifest.",
+                     locks_output()(_cmd_qa))
     p.add_argument("source", choices=("meld", "cota", "manifest"))
     p.add_argument("--root", required=True, help="meld: the MELD folder (CSVs + MELD.Raw clips); cota: a .json/"
                                                  ".jsonl/.parquet file or folder; manifest: a .jsonl/.csv file or folder")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..runlog import locks_output
+
 
 def _names(value: str) -> list[str]:
     names = [x.strip() for x in value.split(",") if x.strip()]
@@ -27,7 +29,7 @@ def _range(value: str) -> tuple[int, int]:
 def register(tree) -> None:
     p = tree.group("data", "Build and prepare data: synthetic corpus, alignment, STA targets.").command(
         "synth", "Synthesize spoken dialogues with exact word timings, STA targets and multiple-choice questions.",
-        handler=run)
+        handler=locks_output(folder=True)(run))
     p.add_argument("--out", required=True, help="output folder (DIR/train, DIR/test, DIR/manifest.json)")
     p.add_argument("--n-train", type=int, default=200, help="training clips (default 200)")
     p.add_argument("--n-test", type=int, default=50, help="test clips (default 50)")

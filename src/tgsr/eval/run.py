@@ -3,9 +3,12 @@
 ``run_eval(RunConfig(...))`` (or ``tgsr eval run``) loads a benchmark, prompts the model in
 batches and appends one ``Prediction`` per item to ``RUN_DIR/predictions.jsonl`` as soon as
 its batch is done. Items are batched in order of audio length (less padding); the selection
-(``limit``) is always the first items in benchmark order. A killed run resumes where it
-stopped: a torn last line is cut, items already in the file are skipped, so nothing is run
-twice and nothing is lost. An item whose
+(``limit``) is always the first items in benchmark order. The run folder is locked while the
+run lasts (``tgsr.runlog.FolderLock``: a second process on it is refused, naming the holder) and
+the predictions are a ``tgsr.runlog.ItemLog``: a killed run resumes where it stopped (a torn
+last line is cut, items already in the file are skipped), so nothing is run twice and nothing
+is lost; resuming with other settings is refused, naming what differs. Each prediction records
+the settings that produced it (``meta.settings``: model, prompt, decoding, condition, seed). An item whose
 audio is missing or corrupt is written as an error (with the reason) and the run goes on;
 if a whole batch fails in the model, its items are retried one by one so only the culprit is
 recorded as an error. At the end the run is scored (``metrics.json``) and, for benchmarks
@@ -32,8 +35,8 @@ from .. import __version__
 from ..audio import duration_of, load_audio
 from ..errors import AudioError, TgsrError
 from ..prompts import INSTRUCTIONS, reasoning_question, sta_question, user_messages
-from ..records import Prediction, QAExample, StaExample, append_jsonl, completed_ids, read_jsonl, \
-    repair_torn_tail
+from ..records import Prediction, QAExample, StaExample, read_jsonl
+from ..runlog import FolderLock, ItemLog, write_json_atomic
 from .benchmarks import get_benchmark
 from .benchmarks.mmar import HEAVY_FIELDS
 from .export import FORMATS, export_records, write_export
@@ -160,18 +163,12 @@ def load_condition_audio(example, condition: str, partners: dict[str, Any]) -> t
 
 # ------------------------------------------------------------------ run folder
 
-def _check_resume(out: Path, info: dict) -> None:
-    path = out / RUN_INFO
-    if not path.exists():
-        return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TgsrError(f"{path}: unreadable run settings ({e.msg}); use a new run folder") from None
-    diff = [k for k in _RESUME_KEYS if old.get(k) != info.get(k)]
-    if diff:
-        changes = ", ".join(f"{k}: {old.get(k)!r} -> {info.get(k)!r}" for k in diff)
-        raise TgsrError(f"{out} holds a run with other settings ({changes}); use a new --out folder")
+def prediction_log(out: str | Path) -> ItemLog:
+    """The run's predictions: one row per item, resumable, guarded by ``_RESUME_KEYS``; an error
+    row is final (unreadable audio stays unreadable), so each item has exactly one row."""
+    out = Path(out)
+    return ItemLog(out / PREDICTIONS, out / RUN_INFO, guard=_RESUME_KEYS, retry_errors=False, what="predictions",
+                   hint="use a new --out folder")
 
 
 def read_predictions(path: str | Path) -> tuple[list[Prediction], list]:
@@ -181,12 +178,6 @@ def read_predictions(path: str | Path) -> tuple[list[Prediction], list]:
         return [], []
     res = read_jsonl(path, Prediction, on_error="skip", resolve_audio=False)
     return res.records, res.errors
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 # ------------------------------------------------------------------ the loop
@@ -235,21 +226,21 @@ def run_eval(cfg: RunConfig, *, lm=None, progress: bool = True) -> dict:
     all_examples = bench.load(cfg.data_root, cfg.meta)
     examples = all_examples[: cfg.limit] if cfg.limit else all_examples
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):
+        return _run_locked(cfg, out, examples, all_examples, lm, progress)
+
+
+def _run_locked(cfg: RunConfig, out: Path, examples: list, all_examples: list, lm, progress: bool) -> dict:
     info = {**asdict(cfg), "n_items": len(examples), "benchmark_items": len(all_examples), "tgsr_version": __version__}
-    pred_path = out / PREDICTIONS
-    if repair_torn_tail(pred_path):
-        log.warning("%s: dropped a partial last line left by an interrupted run", pred_path)
-    done = completed_ids(pred_path)
-    if done:  # settings only guard predictions that exist (an attempt that failed to start binds nothing)
-        _check_resume(out, info)
-    pending = [ex for ex in examples if ex.id not in done]
+    preds = prediction_log(out)
+    done = preds.resume(info, save=False)
+    pending = preds.pending(examples, done)
     if pending and lm is None:
         from ..models import load_model
 
         # Load before committing run.json, so a wrong --model leaves the folder reusable.
         lm = load_model(cfg.model, family=cfg.family, dtype=cfg.dtype, device=cfg.device)
-    _write_json(out / RUN_INFO, info)
+    preds.save_settings(info)
     # similar lengths in one batch waste less padding; unknown lengths go last, order is stable
     lengths = {ex.id: _duration(ex) for ex in pending}
     pending.sort(key=lambda ex: (lengths[ex.id] is None, lengths[ex.id] or 0.0))
@@ -260,22 +251,28 @@ def run_eval(cfg: RunConfig, *, lm=None, progress: bool = True) -> dict:
         import torch
 
         torch.manual_seed(cfg.seed)
-        _loop(cfg, lm, pending, partners, pred_path, stats, progress, resumed=len(examples) - len(pending))
+        _loop(cfg, lm, pending, partners, preds, stats, progress, resumed=len(examples) - len(pending))
     metrics = finalize(out, examples=examples, cfg=cfg)
     metrics["throughput"] = {
         "items_generated": stats["generated"], "errors_this_session": stats["errors"],
         "seconds": round(stats["seconds"], 3),
         "items_per_second": stats["generated"] / stats["seconds"] if stats["seconds"] else None,
     }
-    _write_json(out / METRICS, metrics)
+    write_json_atomic(out / METRICS, metrics)
     return metrics
 
 
-def _loop(cfg: RunConfig, lm, pending: list, partners: dict, pred_path: Path, stats: dict, progress: bool,
+def row_settings(cfg: RunConfig) -> dict:
+    """What produced a prediction, stored in its row: rows of different runs stay distinguishable."""
+    return {k: getattr(cfg, k) for k in _RESUME_KEYS}
+
+
+def _loop(cfg: RunConfig, lm, pending: list, partners: dict, preds: ItemLog, stats: dict, progress: bool,
           resumed: int) -> None:
     from tqdm.auto import tqdm
 
     generate = _Generator(lm, cfg)
+    settings = row_settings(cfg)
     bar = tqdm(total=len(pending) + resumed, initial=resumed, unit="item", disable=not progress,
                desc=f"{cfg.benchmark} [{cfg.audio_condition}]", dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -284,11 +281,12 @@ def _loop(cfg: RunConfig, lm, pending: list, partners: dict, pred_path: Path, st
             ready: list[_Ready] = []
             for ex in pending[b: b + cfg.batch_size]:
                 pred = base_prediction(ex, cfg.audio_condition)
+                pred.meta["settings"] = settings
                 try:
                     audio, what = load_condition_audio(ex, cfg.audio_condition, partners)
                 except AudioError as e:
                     pred.error = f"audio: {e}"
-                    append_jsonl(pred_path, pred)
+                    preds.append(pred)
                     stats["errors"] += 1
                     bar.update(1)
                     continue
@@ -306,7 +304,7 @@ def _loop(cfg: RunConfig, lm, pending: list, partners: dict, pred_path: Path, st
                     if isinstance(item.example, QAExample):
                         reextract(pred)
                     stats["generated"] += 1
-                append_jsonl(pred_path, pred)
+                preds.append(pred)
             bar.update(len(ready))
             elapsed = time.perf_counter() - t0
             bar.set_postfix(errors=stats["errors"], refresh=False)
@@ -336,6 +334,13 @@ def finalize(out: str | Path, *, examples: Sequence | None = None, cfg: RunConfi
     are not scored. Malformed prediction lines are reported, never silently dropped.
     """
     out = Path(out)
+    if not (out / RUN_INFO).is_file():
+        raise TgsrError(f"{out}: not a run folder (no {RUN_INFO})")
+    with FolderLock(out):
+        return _finalize_locked(out, examples)
+
+
+def _finalize_locked(out: Path, examples: Sequence | None) -> dict:
     info = json.loads((out / RUN_INFO).read_text(encoding="utf-8"))
     bench = get_benchmark(info["benchmark"])
     if examples is None:
@@ -362,9 +367,9 @@ def finalize(out: str | Path, *, examples: Sequence | None = None, cfg: RunConfi
         path = write_export(out / spec.filename, bench.official,
                             export_records(bench.official, preds, records, text=export_text))
         metrics["export"] = str(path)
-    _write_json(out / METRICS, metrics)
+    write_json_atomic(out / METRICS, metrics)
     return metrics
 
 
 __all__ = ["RunConfig", "run_eval", "finalize", "swap_partners", "load_condition_audio", "conversation_for",
-           "base_prediction", "read_predictions", "CONDITIONS", "PREDICTIONS", "RUN_INFO", "METRICS"]
+           "base_prediction", "read_predictions", "prediction_log", "row_settings", "CONDITIONS", "PREDICTIONS", "RUN_INFO", "METRICS"]

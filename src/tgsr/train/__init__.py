@@ -12,7 +12,22 @@ STAGES = ("sta", "sft", "grpo")
 
 
 def run(stage: str, trainer_args, tgsr_args, *, resume: bool = False, callbacks=None) -> dict:
-    """Run one stage with parsed configs (see ``tgsr.train.config.load_config``)."""
+    """Run one stage with parsed configs (see ``tgsr.train.config.load_config``).
+
+    The output folder is locked for the run (``tgsr.runlog.FolderLock``; the main process of a
+    multi-process launch holds it for all ranks): a second run into the same folder is refused.
+    """
+    import os
+
+    from ..runlog import FolderLock
+
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    with FolderLock(trainer_args.output_dir, enabled=int(os.environ.get("RANK", "0")) == 0):
+        return _run_stage(stage, trainer_args, tgsr_args, resume=resume, callbacks=callbacks)
+
+
+def _run_stage(stage: str, trainer_args, tgsr_args, *, resume: bool, callbacks) -> dict:
     if stage == "sta":
         from .sta import run_sta
 
