@@ -206,3 +206,12 @@ def test_prediction_rows_record_the_settings_that_produced_them(tiny_omni_dir, t
             s = r["meta"]["settings"]
             assert s["prompt"] == prompt and s["model"] == str(tiny_omni_dir) and s["temperature"] == 0.5
             assert s["seed"] == 3 and s["max_new_tokens"] == 4 and s["audio_condition"] == "own"
+
+
+def test_the_demo_refuses_a_folder_in_use(tmp_path, holder, capsys):
+    from tgsr.cli import main
+
+    holder(tmp_path / "demo")
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 1
+    assert "demo is in use by another process" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [LOCK_NAME]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..runlog import locks_output
 from . import add_placement_arguments
 
 
@@ -13,7 +14,7 @@ def register(tree) -> None:
     p = tree.command(
         "demo", "Run the whole method end to end on a CPU (corpus, base model, STA, GRPO, ablations, "
                 "evaluation with listening controls) and write OUT/report.html. Stages are cached: "
-                "a re-run resumes.", _demo)
+                "a re-run resumes.", locks_output(folder=True)(_demo))
     p.add_argument("--quick", action="store_true", help="everything smaller (about 3 minutes on 2 cores)")
     p.add_argument("--out", default="demo-run", help="run folder (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
