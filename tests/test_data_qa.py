@@ -339,3 +339,107 @@ def test_grpo_grounding_iou_on_meld_dialogue_questions(meld_root, tiny_omni_dir,
     for problem in ("no_evidence", "missing_duration"):  # every completion was scored against real evidence
         key = f"grounding_iou/{problem}"
         assert after.get(key, 0) == before.get(key, 0)
+
+
+# ---------------------------------------------------------------- the real-data recipe
+
+REAL_DATA = Path(__file__).resolve().parent.parent / "recipes" / "qwen2.5-omni-7b" / "real-data.sh"
+
+
+def _recipe_calls(tmp_path: Path, **sources: str) -> list[list[str]]:
+    """The tgsr command lines the recipe runs, recorded instead of run."""
+    import os
+    import subprocess
+    import sys
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "calls.jsonl"
+    recorder = tmp_path / "record.py"
+    recorder.write_text("import json, os, sys\nopen(os.environ['TGSR_LOG'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    cmd = f"{sys.executable} {recorder}"
+    env = {**os.environ, "TGSR": cmd, "TRAIN": cmd, "TGSR_LOG": str(log), "DATA": str(tmp_path / "data"), **sources}
+    subprocess.run(["bash", str(REAL_DATA)], env=env, check=True, cwd=REAL_DATA.parents[2])
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _option(call: list[str], name: str) -> str:
+    return call[call.index(name) + 1]
+
+
+def _override(call: list[str], key: str) -> str:
+    return next(a.split("=", 1)[1] for a in call if a.startswith(key + "="))
+
+
+def test_real_data_recipe_chains_valid_commands(tmp_path):
+    """Every command the recipe runs parses (data commands by the CLI, training overrides by the
+    recipe loader), and each step reads what the step before it wrote."""
+    from tgsr.cli import build_parser
+    from tgsr.train.config import load_config
+
+    calls = _recipe_calls(tmp_path, LIBRISPEECH="/c/ls", LIBRISPEECH_DEV="/c/ls-dev", MELD="/c/meld",
+                          COVOST="/c/covost", COTA="/c/cota", YT8M_QA="/c/yt8m.jsonl")
+    parser = build_parser()
+    for call in calls:
+        parser.parse_args(call)  # exits (fails the test) on an unknown command or option
+        if call[0] == "train":
+            load_config(call[1], _option(call, "--config"), [a for a in call[2:] if "=" in a] + ["bf16=false"])
+    steps = [" ".join(c[:3]) if c[1] == "qa" else " ".join(c[:2]) for c in calls]
+    stage1 = ["data import", "data align", "data sta"]
+    assert steps == (["data qa meld", "data qa cota", "data qa manifest"] + stage1 * 5 + ["data merge"] + stage1
+                     + ["train sta", "data qa meld", "data merge", "train grpo"])
+    by = {}
+    for c in calls:
+        by.setdefault(" ".join(c[:2]), []).append(c)
+    for imp, align, sta in zip(by["data import"], by["data align"], by["data sta"]):
+        assert _option(align, "--manifest") == _option(imp, "--out")
+        assert _option(sta, "--words") == _option(align, "--out")
+    meld_import = next(c for c in by["data import"] if c[2] == "meld")
+    assert _option(meld_import, "--splits") == "train,dev"  # the MELD test split never reaches Stage 1
+    merge_sta, merge_qa = by["data merge"]
+    assert merge_sta[merge_sta.index("--out") + 2:] == [_option(c, "--out") for c in by["data sta"][:5]]
+    train_sta, train_grpo = by["train sta"][0], by["train grpo"][0]
+    assert _override(train_sta, "tgsr.train_file") == _option(merge_sta, "--out")
+    assert _override(train_sta, "tgsr.eval_file") == _option(by["data sta"][5], "--out")
+    qa_outs = [_option(c, "--out") for c in calls if c[1] == "qa"][:3]
+    assert merge_qa[merge_qa.index("--out") + 2:] == qa_outs
+    final_meld = [c for c in calls if c[:3] == ["data", "qa", "meld"]][-1]
+    assert _option(final_meld, "--words") == _option(by["data align"][1], "--out")  # MELD's own word timings
+    assert _override(train_grpo, "tgsr.train_file") == _option(merge_qa, "--out")
+    assert _override(train_grpo, "tgsr.model") == _override(train_sta, "output_dir")
+    # only the needed sources: the optional ones are skipped when unset
+    few = _recipe_calls(tmp_path / "few", LIBRISPEECH="/c/ls", MELD="/c/meld")
+    assert [c[2] for c in few if c[:2] == ["data", "import"]] == ["librispeech", "meld"]
+    assert _override(next(c for c in few if c[:2] == ["train", "sta"]), "tgsr.eval_file") == "null"
+
+
+# ---------------------------------------------------------------- one training file from several corpora
+
+def test_meld_import_of_training_splits_leaves_the_test_split_out(meld_root, tmp_path):
+    out = tmp_path / "manifest.jsonl"
+    assert main(["data", "import", "meld", "--root", str(meld_root), "--splits", "train,dev", "--out", str(out)]) == 0
+    items = _rows(out)
+    assert items and {it["meta"]["split"] for it in items} == {"train", "dev"}
+    assert all("output_repeated_splits_test" not in it["audio"] and Path(it["audio"]).parent != meld_root
+               for it in items)
+    assert [e["clip"] for e in _rows(tmp_path / "manifest.errors.jsonl")] == ["meld-train-dia1_utt1"]
+    assert main(["data", "import", "meld", "--root", str(meld_root), "--splits", "valid", "--out", str(out)]) == 1
+
+
+def test_merge_resolves_audio_and_reports_problems(tmp_path):
+    from tgsr.data.merge import merge_records
+
+    for name in ("meld", "cota"):
+        save_audio(tmp_path / name / "audio" / "x.wav", _tone(0.5, 200.0))
+    q = {"question": "Which?", "choices": ["a1", "b1"], "answer": "a", "audio": "audio/x.wav", "duration": 0.5}
+    (tmp_path / "meld" / "qa.jsonl").write_text(
+        json.dumps({"id": "m1", **q}) + "\n" + json.dumps({"id": "m2", "split": "test", **q}) + "\n")
+    (tmp_path / "cota" / "qa.jsonl").write_text(
+        json.dumps({"id": "c1", **q}) + "\n{not json\n" + json.dumps({"id": "m1", **q}) + "\n")
+    out = tmp_path / "train" / "qa.jsonl"
+    summary = merge_records([tmp_path / "meld" / "qa.jsonl", tmp_path / "cota" / "qa.jsonl"], out, "qa")
+    got = read_jsonl(out, QAExample).records
+    assert [ex.id for ex in got] == ["m1", "c1"] and summary.records == 2
+    assert [Path(ex.audio) for ex in got] == [(tmp_path / n / "audio" / "x.wav").resolve() for n in ("meld", "cota")]
+    errors = _rows(Path(summary.errors_path))
+    located = sorted((Path(e["path"]).parent.name, e["line"], e["field"]) for e in errors)
+    assert located == [("cota", 2, None), ("cota", 3, "id"), ("meld", 2, "split")]

@@ -1,4 +1,5 @@
-"""``tgsr data import | align | sta | align-report``: Stage-1 data from real speech; ``tgsr data qa``: Stage 2."""
+"""``tgsr data import | align | sta | align-report``: Stage-1 data from real speech; ``tgsr data qa``: Stage 2;
+``tgsr data merge``: one training file from several corpora."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def register(tree) -> None:
     p.add_argument("--errors", help="errors file (default: <out>.errors.jsonl)")
     p.add_argument("--no-check-audio", action="store_true",
                    help="do not open audio headers (faster on slow disks; align reports bad files later)")
+    p.add_argument("--splits", help="meld: only these splits, comma-separated (train,dev keeps the test split, "
+                                    "tgsr's benchmark, out of training data); clips only from split-named folders")
 
     p = data.command("align", "Word-level timestamps for every clip of a manifest (resumable, parallel).",
                      locks_output()(_cmd_align))
@@ -43,6 +46,7 @@ def register(tree) -> None:
     p = data.command("sta", "Sample phrases with their time spans: Stage-1 STA examples.", locks_output()(_cmd_sta))
     p.add_argument("--words", required=True, help="words.jsonl from 'tgsr data align' or 'tgsr data synth'")
     p.add_argument("--out", required=True, help="sta.jsonl to write")
+    p.add_argument("--errors", help="errors file: malformed lines, repeated clip ids (default: <out>.errors.jsonl)")
     p.add_argument("--phrase-len", default="3-12", help="phrase length in words, MIN-MAX (default 3-12)")
     p.add_argument("--per-clip", type=int, default=4, help="phrases per clip (default 4)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed, combined with each clip id (default 0)")
@@ -67,6 +71,12 @@ def register(tree) -> None:
     p.add_argument("--seed", type=int, default=0, help="meld: seed of the letter schedule and question forms (0)")
     p.add_argument("--audio-root", help="cota: folder that relative audio paths are under (default: the file's)")
 
+    p = data.command("merge", "Merge record files of one kind (one per corpus) into one training file.", _cmd_merge)
+    p.add_argument("inputs", nargs="+", help="files to merge, in order (the first of a repeated id is kept)")
+    p.add_argument("--kind", required=True, choices=("qa", "sta", "words", "manifest"))
+    p.add_argument("--out", required=True, help="merged file to write")
+    p.add_argument("--errors", help="errors file (default: <out>.errors.jsonl)")
+
     p = data.command("align-report", "Word-boundary error of aligned words against reference timings.",
                      _cmd_report)
     p.add_argument("--words", required=True, help="words.jsonl to check")
@@ -76,7 +86,17 @@ def register(tree) -> None:
 def _cmd_import(args: argparse.Namespace) -> int:
     from ..data.importers import run_importer, write_import
 
-    result = run_importer(args.corpus, args.root, check_audio=not args.no_check_audio)
+    from ..errors import TgsrError
+
+    options = {}
+    if args.splits:
+        if args.corpus != "meld":
+            raise TgsrError("--splits is for meld only")
+        options["splits"] = tuple(s.strip() for s in args.splits.split(",") if s.strip())
+    try:
+        result = run_importer(args.corpus, args.root, check_audio=not args.no_check_audio, **options)
+    except ValueError as e:
+        raise TgsrError(str(e)) from None
     errors_path = write_import(result, args.out, args.errors)
     print(f"{args.corpus}: {len(result.items)} clips -> {args.out}; {len(result.errors)} problems -> {errors_path}")
     # Show the first problems here too, so a wrong --root is obvious without opening the file.
@@ -123,13 +143,14 @@ def _cmd_sta(args: argparse.Namespace) -> int:
         raise TgsrError(str(e)) from None
     opts = StaOptions(min_words=lo, max_words=hi, per_clip=args.per_clip, max_pause=args.max_pause,
                       min_confidence=args.min_confidence, seed=args.seed)
-    summary, errors = build_sta(args.words, args.out, opts)
+    summary, errors = build_sta(args.words, args.out, opts, errors_path=args.errors)
     for err in errors[:5]:
         print(f"skipped: {err}", file=sys.stderr)
     print(f"{summary.examples} STA examples from {summary.clips} clips -> {args.out} "
           f"({summary.clips_without_phrase} clips had no usable phrase, "
           f"{summary.words_dropped_low_confidence} low-confidence words dropped, "
-          f"{summary.bad_records} malformed lines skipped)")
+          f"{summary.bad_records} malformed lines and {summary.duplicates} repeated clip ids skipped; "
+          f"problems -> {summary.errors_path})")
     return 0
 
 
@@ -158,6 +179,17 @@ def _cmd_qa(args: argparse.Namespace) -> int:
         print(f"problems are listed in {summary.errors_path}: {top}", file=sys.stderr)
     if not summary.questions:
         raise TgsrError(f"no question was written to {args.out}; see {summary.errors_path}")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from ..data.merge import merge_records
+    from ..errors import TgsrError
+
+    summary = merge_records(args.inputs, args.out, args.kind, errors_path=args.errors)
+    print(summary.line())
+    if not summary.records:
+        raise TgsrError(f"nothing was written to {args.out}; see {summary.errors_path}")
     return 0
 
 

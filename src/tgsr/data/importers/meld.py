@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Sequence
 
 from ...records import ManifestItem
 from .base import ImportResult
@@ -58,13 +59,22 @@ def _index_clips(root: Path) -> dict[tuple[str | None, str], Path]:
 
 
 def import_meld(root: str | Path, *, check_audio: bool = True, csv_files: list[str | Path] | None = None,
-                split_folders: bool = False, **_) -> ImportResult:
+                split_folders: bool = False, splits: Sequence[str] | None = None, **_) -> ImportResult:
     """``split_folders``: take a clip only from a folder whose name gives its CSV's split. The same
     dialogue ids exist in every split, so a clip in an unnamed folder might be another split's
-    (``tgsr data qa meld`` sets it: no test clip may reach training data)."""
+    (``tgsr data qa meld`` sets it: no test clip may reach training data). ``splits``: read only
+    these splits' CSVs (``("train", "dev")`` keeps the test split, tgsr's benchmark, out of
+    training data), with ``split_folders`` on."""
     root = Path(root)
     result = ImportResult()
     files = [Path(f) for f in csv_files] if csv_files else sorted(root.rglob("*_sent_emo.csv"))
+    files = [f for f in files if not f.name.startswith("._")]
+    if splits is not None:
+        unknown = sorted(set(splits) - set(_SPLITS))
+        if unknown:
+            raise ValueError(f"unknown MELD split(s) {unknown}; expected some of {', '.join(_SPLITS)}")
+        files = [f for f in files if f.name.lower().startswith(tuple(f"{s}_" for s in splits))]
+        split_folders = True
     if not files:
         result.error("no *_sent_emo.csv files found", path=root)
         return result
