@@ -2,7 +2,7 @@
 
 import pytest
 
-from tgsr.eval.metrics import SedCounts, best_iou, iou, iou_rate, sed_f1, spans_match
+from tgsr.eval.metrics import SedCounts, best_iou, first_cited_span, iou, iou_rate, score_spans, sed_f1, spans_match
 from tgsr.spans import find_spans
 
 
@@ -53,3 +53,21 @@ def test_sed_matching_is_maximal_not_greedy():
     assert sed_f1([p1, p2], refs).tp == 2
     assert sed_f1([p2, p1], refs).tp == 2
     assert sed_f1([p1, p2], refs[::-1]).tp == 2
+
+
+def test_score_spans_by_hand():
+    outputs = ["From 0.00s to 0.50s.",                      # IoU 1 with (0, 0.5)
+               "From 9s to 8s. From 0.30s to 0.70s.",       # invalid first, then IoU 0.8: the first valid counts
+               "nothing cited",                             # no span
+               None]                                        # an error item
+    refs = [(0.0, 0.5), (0.3, 0.8), (1.0, 2.0), (1.0, 2.0)]
+    s = score_spans(outputs, refs, n_items=5)               # one item never predicted
+    assert (s["items"], s["predicted"], s["missing"], s["errors"], s["no_span"]) == (5, 4, 1, 1, 1)
+    assert s["ious"] == pytest.approx([1.0, 0.8, 0.0, 0.0])
+    assert s["mean_iou"] == pytest.approx(1.8 / 5) and s["iou_at_0.7"] == pytest.approx(2 / 5)
+    # two detections both match their references; three references (no span, error, missing) are missed
+    assert (s["sed"]["tp"], s["sed"]["fp"], s["sed"]["fn"]) == (2, 0, 3)
+    assert s["sed"]["f1"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 3))
+    assert first_cited_span(outputs[1]) == (0.3, 0.7) and first_cited_span(None) is None
+    with pytest.raises(ValueError, match="2 outputs for 1"):
+        score_spans(["a", "b"], [(0, 1)])

@@ -239,22 +239,22 @@ def test_sta_benchmark_end_to_end(lm, tiny_omni_dir, tmp_path):
     s = m["sta"]
     assert s["items"] == 5 and s["missing"] == 0 and s["errors"] == 0
     assert s["sed"]["tp"] + s["sed"]["fn"] == 5    # one reference event per item
-    assert 0.0 <= s["mean_iou"] <= 100.0
+    assert 0.0 <= s["mean_iou"] <= 1.0    # a fraction (exact values are checked below)
     # re-scoring a run folder with hand-written completions checks the STA numbers themselves
     rows = _lines(tmp_path / "run")
     answers = {"s0": "The segment starts at 0.00 seconds and ends at 0.50 seconds.",     # IoU 1
                "s1": "The segment starts at 0.30 seconds and ends at 0.70 seconds.",     # IoU 0.8, SED hit
                "s2": "The segment starts at 1.20 seconds and ends at 1.60 seconds.",     # IoU 0, miss + FP
-               "s3": "no idea"}                                                           # unparseable
+               "s3": "no idea"}                                                           # no span
     for r in rows:
         r["completion"] = answers.get(r["id"], r["completion"])
         if r["id"] == "s4":
             r["completion"], r["error"] = None, "audio: file not found"
     write_jsonl(tmp_path / "run" / PREDICTIONS, rows)
     s = finalize(tmp_path / "run")["sta"]
-    assert s["unparseable"] == 1 and s["errors"] == 1
-    assert s["mean_iou"] == pytest.approx(100 * (1.0 + 0.8) / 5)
-    assert s["iou_at_0.7"] == pytest.approx(40.0)
+    assert s["no_span"] == 1 and s["errors"] == 1
+    assert s["mean_iou"] == pytest.approx((1.0 + 0.8) / 5)
+    assert s["iou_at_0.7"] == pytest.approx(0.4)
     assert (s["sed"]["tp"], s["sed"]["fp"], s["sed"]["fn"]) == (2, 1, 3)
 
 

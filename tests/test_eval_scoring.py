@@ -96,7 +96,7 @@ def test_bare_letter_scores_zero_under_mmau(mmau):
 def test_mmau_driver_counts_and_breakdowns(mmau):
     speech = [r for r in mmau if r["task"] == "speech"]
     res = official_mmau(_with(speech, "model_output", lambda r: r["answer"]))
-    assert res["accuracy"] == 100.0 and res["counted"] == 333
+    assert res["accuracy"] == 1.0 and res["counted"] == 333
     assert set(res["by"]["task"]) == {"speech"}
     assert sum(v["total"] for v in res["by"]["sub-category"].values()) == 333
     assert res["by"]["sub-category"]["Counting"]["total"] == 29
@@ -125,7 +125,7 @@ def test_mmau_driver_refuses_what_the_official_script_crashes_on(mmau):
 def test_mmar_driver(mmar):
     speech = [r for r in mmar if r["modality"] == "speech"]
     res = official_mmar(_with(speech, "answer_prediction", lambda r: r["answer"]))
-    assert res["counted"] == 294 and res["accuracy"] == 100.0
+    assert res["counted"] == 294 and res["accuracy"] == 1.0
     assert set(res["by"]["modality"]) == {"speech"}
     with pytest.raises(RecordError, match="category"):
         official_mmar([{**speech[0], "answer_prediction": "x", "category": "Other"}])
@@ -160,7 +160,7 @@ def test_airbench_failures_are_excluded_from_the_denominator():
     recs.append({**AIR_C, "dataset_name": "meld", "response": "B"})
     res = official_airbench(recs)
     g = res["by"]["group"]
-    assert g["Speaker_Emotion_Recontion_iemocap"] == {"correct": 2, "total": 3, "accuracy": pytest.approx(200 / 3)}
+    assert g["Speaker_Emotion_Recontion_iemocap"] == {"correct": 2, "total": 3, "accuracy": pytest.approx(2 / 3)}
     assert g["Speaker_Emotion_Recontion_meld"]["correct"] == 0
     assert res["fail_num"] == 2 and res["total_sum"] == 6 and res["counted"] == 4
 
@@ -198,8 +198,8 @@ def test_tgsr_accuracy_keeps_every_item_in_the_denominator():
     assert res["items"] == 7 and res["correct"] == 2        # (c) has the gold option's text too
     assert res["unparseable"] == 1 and res["errors"] == 1 and res["missing"] == 2
     assert res["duplicates_ignored"] == 1
-    assert res["accuracy"] == pytest.approx(200 / 7)
-    assert res["accuracy_excluding_errors"] == pytest.approx(200 / 6)
+    assert res["accuracy"] == pytest.approx(2 / 7)   # a fraction; percent only when printed
+    assert res["accuracy_excluding_errors"] == pytest.approx(2 / 6)
     assert res["by"]["task"]["t0"]["total"] == 3 and res["by"]["task"]["t0"]["errors"] == 1
 
 

@@ -35,7 +35,7 @@ def test_meld_scores_and_table(benchmarks_dir, tmp_path, capsys):
     p_neu = n_neutral / 19
     r_neu = n_neutral / gold.count("neutral")
     f_neu = 2 * p_neu * r_neu / (p_neu + r_neu)
-    assert wf1["f1"] == pytest.approx(100 * f_neu * gold.count("neutral") / 20)
+    assert wf1["f1"] == pytest.approx(f_neu * gold.count("neutral") / 20)
     assert wf1["missing_items"] == 1
 
     sta = []
@@ -45,13 +45,13 @@ def test_meld_scores_and_table(benchmarks_dir, tmp_path, capsys):
         p.completion = "The segment p starts at 1.00 seconds and ends at 2.00 seconds." if i < 3 else "?"
         sta.append(p)
     s = _run_folder(tmp_path / "sta", "sta", sta, 4, "always neutral")["sta"]
-    assert s["mean_iou"] == pytest.approx(75.0) and s["sed"]["f1"] == pytest.approx(100 * 6 / 7)
+    assert s["mean_iou"] == pytest.approx(0.75) and s["sed"]["f1"] == pytest.approx(6 / 7)
 
     assert main(["eval", "table", str(tmp_path / "meld"), str(tmp_path / "sta"), "--out", str(tmp_path / "t")]) == 0
     md = (tmp_path / "t.md").read_text().splitlines()
     assert md[0] == "| Model | MELD | MELD wF1 | Avg | STA IoU | IoU≥0.7 | SED-F1 |"
     acc = 100 * n_neutral / 21
-    assert md[2].startswith(f"| always neutral | {acc:.1f}† | {wf1['f1']:.1f} | {acc:.1f} | 75.0 | 75.0 | 85.7 |")
+    assert md[2].startswith(f"| always neutral | {acc:.1f}† | {100 * wf1['f1']:.1f} | {acc:.1f} | 75.0 | 75.0 | 85.7 |")
     row = (tmp_path / "t.csv").read_text().splitlines()
     assert "meld_weighted_f1" in row[0] and "sta_sed_f1" in row[0]
 

@@ -49,7 +49,8 @@ def test_sta_loss_falls_and_heldout_iou_beats_untrained(tiny_omni_dir, toy_corpu
     assert summary["heldout_mean_iou"] > untrained["mean_iou"]
     assert summary["feature_cache"]["misses"] == 24  # each training clip featurised once
     report = json.loads((tmp_path / "sta" / "sta_eval.json").read_text())
-    assert {"mean_iou", "iou_at_0.7", "no_span", "items"} <= set(report)
+    assert {"mean_iou", "iou_at_0.7", "no_span", "items", "per_item"} <= set(report)
+    assert report["items"] == len(report["per_item"]) == len(held) and 0 <= report["mean_iou"] <= 1
     # the output folder is a complete model folder (safetensors) that load_model reopens
     assert (tmp_path / "sta" / "model.safetensors").exists()
     reopened = load_model(tmp_path / "sta")

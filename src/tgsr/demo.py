@@ -783,8 +783,7 @@ DESIGN_NOTES = [
 def _acc(stage: Stage | None) -> float | None:
     if stage is None:
         return None
-    a = stage.summary["tgsr"]["accuracy"]
-    return None if a is None else a / 100.0
+    return stage.summary["tgsr"]["accuracy"]
 
 
 def _read_log(stage: Stage) -> list[dict]:
@@ -924,8 +923,7 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
             if "own" not in r.evals:
                 continue
             by = r.evals["own"].summary["tgsr"]["by"].get("task", {})
-            trows.append([r.label] + [by[t]["accuracy"] / 100.0 if t in by and by[t]["accuracy"] is not None
-                                      else None for t in tasks])
+            trows.append([r.label] + [by[t]["accuracy"] if t in by else None for t in tasks])
         tables.append({"id": "by_task", "title": "Accuracy by question family (own audio)",
                        "columns": ["model", *tasks], "rows": trows,
                        "caption": "Per-family n is small; differences of a few items are noise."})
@@ -934,8 +932,8 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
     ts_rows = []
     for key, (label, st) in timestamps.items():
         s = st.summary
-        ts_rows.append([label, (s.get("mean_iou") or 0) / 100.0, (s.get("iou_at_0.7") or 0) / 100.0,
-                        (s.get("sed", {}).get("f1") or 0) / 100.0, s.get("unparseable"), s.get("items")])
+        ts_rows.append([label, s.get("mean_iou") or 0, s.get("iou_at_0.7") or 0,
+                        s.get("sed", {}).get("f1") or 0, s.get("no_span"), s.get("items")])
     tables.append({"id": "timestamps", "title": "Timestamp alignment before and after STA (Table 1 analogue)",
                    "caption": "Turn-level STA questions on the held-out test ('When is <the second speaker's turn>?'). "
                               "IoU of the first cited span with the reference (0 when none); SED-F1 is event-based "

@@ -21,8 +21,8 @@ CONDITIONS = ("own", "swapped", "silence")
 
 def _score(metrics: dict) -> tuple[str, float | None]:
     if "sta" in metrics:
-        return "mean IoU (%)", metrics["sta"].get("mean_iou")
-    return "accuracy (%)", (metrics.get("tgsr") or {}).get("accuracy")
+        return "mean IoU", metrics["sta"].get("mean_iou")
+    return "accuracy", (metrics.get("tgsr") or {}).get("accuracy")
 
 
 def listening_table(run_dirs: Sequence[str | Path]) -> tuple[str, dict]:
@@ -50,7 +50,7 @@ def listening_table(run_dirs: Sequence[str | Path]) -> tuple[str, dict]:
     for (model, bench), g in groups.items():
         vals = {c: (g.get(c) or {}).get("value") for c in CONDITIONS}
         gap = vals["own"] - vals["swapped"] if vals["own"] is not None and vals["swapped"] is not None else None
-        cells = ["–" if v is None else f"{v:.1f}" for v in (*vals.values(), gap)]
-        lines.append(f"| {model} | {bench} | {g['metric']} | " + " | ".join(cells) + " |")
+        cells = ["–" if v is None else f"{100 * v:.1f}" for v in (*vals.values(), gap)]  # percent, printed
+        lines.append(f"| {model} | {bench} | {g['metric']} (%) | " + " | ".join(cells) + " |")
         data.append({"model": model, "benchmark": bench, "metric": g["metric"], **vals, "gap_own_swapped": gap})
     return "\n".join(lines), {"rows": data}

@@ -119,7 +119,8 @@ def table(args: argparse.Namespace) -> int:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
+    """A stored fraction, printed as percent."""
+    return "n/a" if v is None else f"{100 * v:.2f}"
 
 
 def format_metrics(m: dict) -> str:
@@ -155,7 +156,7 @@ def format_metrics(m: dict) -> str:
         lines.append(f"  STA: mean IoU {_pct(s['mean_iou'])}%, IoU>=0.7 {_pct(s['iou_at_0.7'])}%, "
                      f"SED-F1 {_pct(s['sed']['f1'])}% (tp {s['sed']['tp']}, fp {s['sed']['fp']}, fn {s['sed']['fn']}; "
                      f"onset collar {s['sed']['onset_collar_s']}s, offset {s['sed']['offset_collar']}); "
-                     f"{s['items']} items, unparseable {s['unparseable']}, errors {s['errors']}, missing {s['missing']}")
+                     f"{s['items']} items, without a span {s['no_span']}, errors {s['errors']}, missing {s['missing']}")
     bad = m.get("malformed_prediction_lines") or []
     if bad:  # these items count as missing above; say which lines were unreadable
         lines.append(f"  malformed prediction lines skipped: {len(bad)}")

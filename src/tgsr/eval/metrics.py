@@ -138,5 +138,52 @@ def sed_f1(pred_spans: Iterable[Any], ref_spans: Iterable[Any], collar: float = 
     return SedCounts(tp=tp, fp=len(preds) - tp, fn=len(refs) - tp)
 
 
+def first_cited_span(text: str | None) -> tuple[float, float] | None:
+    """The span an STA answer states: its first valid citation (``tgsr.spans.find_spans``)."""
+    from ..spans import find_spans
+
+    return next(((s.start, s.end) for s in find_spans(text or "") if s.valid), None)
+
+
+def score_spans(outputs: Sequence[str | None], refs: Sequence[Any], *, n_items: int | None = None) -> dict:
+    """The one STA scorer (``tgsr train sta``'s held-out check and ``tgsr eval``): fractions, not percent.
+
+    ``outputs[i]`` is the model's text for reference span ``refs[i]``; None marks an item that
+    failed (an error). Each item scores the IoU of its first valid citation (0 when it has
+    none, counted in ``no_span``). SED counts every valid citation as a detection. Items
+    never predicted (``n_items`` above ``len(outputs)``) stay in every denominator: IoU 0
+    and a missed reference event.
+    """
+    from ..spans import find_spans
+
+    if len(outputs) != len(refs):
+        raise ValueError(f"{len(outputs)} outputs for {len(refs)} reference spans")
+    n = max(n_items or 0, len(outputs))
+    ious: list[float] = []
+    sed = SedCounts()
+    no_span = errors = 0
+    for text, ref in zip(outputs, refs):
+        ref = _pair(ref)
+        if text is None:
+            errors += 1
+            ious.append(0.0)
+            sed = sed + SedCounts(fn=1)
+            continue
+        spans = [(s.start, s.end) for s in find_spans(text) if s.valid]
+        no_span += not spans
+        ious.append(iou(spans[0], ref) if spans else 0.0)
+        sed = sed + sed_f1(spans, [ref], ONSET_COLLAR)
+    missing = n - len(outputs)
+    sed = sed + SedCounts(fn=missing)
+    return {
+        "items": n, "predicted": len(outputs), "missing": missing, "errors": errors, "no_span": no_span,
+        "mean_iou": sum(ious) / n if n else None,
+        "iou_at_0.7": iou_rate(ious + [0.0] * missing) if n else None,
+        "ious": ious,
+        "sed": {**sed.as_dict(), "f1": sed.f1, "onset_collar_s": ONSET_COLLAR,
+                "offset_collar": f"max({OFFSET_COLLAR}s, {OFFSET_FRACTION:.0%} of the reference length)"},
+    }
+
+
 __all__ = ["IOU_THRESHOLD", "ONSET_COLLAR", "OFFSET_COLLAR", "OFFSET_FRACTION", "iou", "best_iou", "iou_rate",
-           "SedCounts", "spans_match", "sed_f1"]
+           "SedCounts", "spans_match", "sed_f1", "first_cited_span", "score_spans"]

@@ -19,7 +19,7 @@ from . import scoring
 from .benchmarks import get_benchmark
 from .benchmarks.airbench import TASKS as AIRBENCH_TASKS
 from .export import FORMATS, export_records, read_export
-from .metrics import IOU_THRESHOLD, ONSET_COLLAR, OFFSET_COLLAR, OFFSET_FRACTION, SedCounts, iou, sed_f1
+from .metrics import score_spans
 
 NO_ANSWER = "<no answer>"
 
@@ -64,46 +64,16 @@ def meld_weighted_f1(preds: Sequence[Prediction], *, n_items: int | None = None)
         ok = p.error is None and p.pred_letter and LETTERS.index(p.pred_letter) < len(choices)
         pred.append(choices[LETTERS.index(p.pred_letter)] if ok else NO_ANSWER)
     res = scoring.weighted_f1(gold, pred)
-    res["f1"] = None if res["f1"] is None else 100.0 * res["f1"]
     res["missing_items"] = max(0, (n_items or 0) - len(preds))  # not in the F1: no gold label to pair
     return res
 
 
 def score_sta(preds: Sequence[Prediction], *, n_items: int | None = None) -> dict:
-    """IoU of the first cited span with the reference (0 when none), IoU >= 0.7 rate and SED-F1.
-
-    Every item is in the denominators; missing and error items score IoU 0 and count
-    their reference as a missed event. SED counts every valid cited span as a detection.
-    """
-    from ..spans import find_spans
-
-    n = max(n_items or 0, len(preds))
-    ious: list[float] = []
-    sed = SedCounts()
-    unparseable = errors = 0
-    for p in preds:
-        ref = tuple(p.meta["ref"])
-        if p.error is not None or p.completion is None:
-            errors += 1
-            ious.append(0.0)
-            sed = sed + SedCounts(fn=1)
-            continue
-        spans = [(s.start, s.end) for s in find_spans(p.completion) if s.valid]
-        if not spans:
-            unparseable += 1
-        ious.append(iou(spans[0], ref) if spans else 0.0)
-        sed = sed + sed_f1(spans, [ref], ONSET_COLLAR)
-    missing = n - len(preds)
-    sed = sed + SedCounts(fn=missing)
-    total_iou = sum(ious)
-    hits = sum(1 for v in ious if v >= IOU_THRESHOLD)
-    return {
-        "items": n, "predicted": len(preds), "missing": missing, "errors": errors, "unparseable": unparseable,
-        "mean_iou": 100.0 * total_iou / n if n else None,
-        "iou_at_0.7": 100.0 * hits / n if n else None,
-        "sed": {**sed.as_dict(), "f1": 100.0 * sed.f1, "onset_collar_s": ONSET_COLLAR,
-                "offset_collar": f"max({OFFSET_COLLAR}s, {OFFSET_FRACTION:.0%} of the reference length)"},
-    }
+    """``tgsr.eval.metrics.score_spans`` over a run's predictions (error items count as failed)."""
+    outputs = [None if p.error is not None else p.completion for p in preds]
+    res = score_spans(outputs, [tuple(p.meta["ref"]) for p in preds], n_items=n_items)
+    del res["ious"]  # per item, they are in predictions.jsonl
+    return res
 
 
 # ------------------------------------------------------------------ official-format files

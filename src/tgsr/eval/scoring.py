@@ -93,8 +93,9 @@ def airbench_group(record: dict) -> str:
 
 # ------------------------------------------------------------------ official drivers
 
-def _pct(correct: int, total: int) -> float | None:
-    return 100.0 * correct / total if total else None
+def _rate(correct: int, total: int) -> float | None:
+    """A fraction (tgsr stores rates as fractions; percent is for printing only)."""
+    return correct / total if total else None
 
 
 def _bucket() -> dict:
@@ -102,7 +103,7 @@ def _bucket() -> dict:
 
 
 def _finish(buckets: dict[str, dict]) -> dict[str, dict]:
-    return {k: {**v, "accuracy": _pct(v["correct"], v["total"])} for k, v in sorted(buckets.items())}
+    return {k: {**v, "accuracy": _rate(v["correct"], v["total"])} for k, v in sorted(buckets.items())}
 
 
 MMAU_TASKS = ("sound", "music", "speech")
@@ -171,7 +172,7 @@ def _official_string_match(records: Sequence[dict], *, key: str, source: str | N
             bucket["correct"] += int(ok)
     return {
         "rule": rule,
-        "accuracy": _pct(total["correct"], total["total"]),
+        "accuracy": _rate(total["correct"], total["total"]),
         "correct": total["correct"],
         "counted": total["total"],
         "skipped_no_prediction": skipped,
@@ -211,7 +212,7 @@ def official_airbench(records: Sequence[dict], *, key: str = "response", source:
     counted = sum(g["total"] for g in groups.values())
     return {
         "rule": "airbench first/second-to-last letter",
-        "accuracy_pooled": _pct(correct, counted),
+        "accuracy_pooled": _rate(correct, counted),
         "correct": correct,
         "counted": counted,
         "fail_num": fail_num,
@@ -284,7 +285,7 @@ def tgsr_accuracy(predictions: Iterable[Prediction], *, n_items: int | None = No
     answered = n - errors  # missing items still count as wrong
     return {
         "rule": "tgsr extracted letter",
-        "accuracy": _pct(correct, n),
+        "accuracy": _rate(correct, n),
         "correct": correct,
         "items": n,
         "predicted": len(preds),
@@ -292,7 +293,7 @@ def tgsr_accuracy(predictions: Iterable[Prediction], *, n_items: int | None = No
         "unparseable": unparseable,
         "errors": errors,
         "duplicates_ignored": duplicates,
-        "accuracy_excluding_errors": _pct(correct, answered),
+        "accuracy_excluding_errors": _rate(correct, answered),
         "by": {f: _finish(b) for f, b in sorted(by.items())},
     }
 

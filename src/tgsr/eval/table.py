@@ -29,7 +29,8 @@ TITLES = {"mmau-mini-speech": "MMAU-mini speech", "mmar-speech": "MMAR speech", 
 
 
 def _fmt(v: float | None) -> str:
-    return "–" if v is None else f"{v:.1f}"
+    """A stored fraction as a percent cell (the CSV keeps the fractions)."""
+    return "–" if v is None else f"{100 * v:.1f}"
 
 
 def row_label(info: dict) -> str:

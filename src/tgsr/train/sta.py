@@ -4,9 +4,9 @@ Train on "What is the timestamp of the following segment? <phrase>" -> "The segm
 starts at X seconds and ends at Y seconds." (``tgsr.prompts``), then report timestamp IoU and
 the IoU >= 0.7 rate on a held-out STA split. The trained folder is pi_0, the GRPO reference.
 
-``evaluate_sta`` decodes greedily and reads the first valid citation with
-``tgsr.spans.find_spans``; an output without one scores IoU 0 and is counted in ``no_span``,
-so the mean is always over every held-out item.
+``evaluate_sta`` decodes greedily and scores with ``tgsr.eval.metrics.score_spans``, the scorer
+``tgsr eval`` uses: the first valid citation counts; an output without one scores IoU 0 and is
+counted in ``no_span``, so the mean is always over every held-out item.
 """
 
 from __future__ import annotations
@@ -16,47 +16,34 @@ from typing import Any
 
 import torch
 
-from ..eval.metrics import iou
-from ..spans import find_spans
+from ..eval.metrics import first_cited_span, score_spans
 from .datasets import clean_conversation, sta_rows
-
-
-def predicted_span(text: str) -> tuple[float, float] | None:
-    """The first valid citation, the same rule ``tgsr eval`` scores STA with."""
-    for s in find_spans(text):
-        if s.valid:
-            return (s.start, s.end)
-    return None
 
 
 @torch.no_grad()
 def evaluate_sta(audio_lm, rows: list[dict[str, Any]], *, batch_size: int = 16, max_new_tokens: int = 64,
-                 cache=None, threshold: float = 0.7) -> dict[str, Any]:
-    """Greedy decoding on STA rows: mean IoU, IoU >= threshold rate, outputs without a span."""
+                 cache=None) -> dict[str, Any]:
+    """Greedy decoding on STA rows, scored by ``tgsr.eval.metrics.score_spans``, with the outputs per item."""
     from .features import FeatureCache
 
     cache = cache if cache is not None else FeatureCache(audio_lm.featurize_one)
     was_training = audio_lm.model.training
     audio_lm.model.eval()
-    items = []
+    outputs, refs = [], []
     try:
         for i in range(0, len(rows), batch_size):
             chunk = rows[i:i + batch_size]
             feats = [cache.get(r["audio"]) for r in chunk]
             inputs = audio_lm.build_inputs(feats, [clean_conversation(r["prompt"]) for r in chunk])
             gen = audio_lm.generate(inputs, max_new_tokens=max_new_tokens, do_sample=False)
-            for r, text in zip(chunk, gen.texts):
-                span = predicted_span(text)
-                value = iou(span, (r["start"], r["end"])) if span is not None else 0.0
-                items.append({"id": r["id"], "iou": value, "pred": list(span) if span else None,
-                              "gold": [r["start"], r["end"]], "output": text})
+            outputs += gen.texts
+            refs += [(r["start"], r["end"]) for r in chunk]
     finally:
         audio_lm.model.train(was_training)
-    n = len(items)
-    ious = [x["iou"] for x in items]
-    return {"n": n, "mean_iou": sum(ious) / n if n else 0.0,
-            "iou_at_0.7": sum(v >= threshold for v in ious) / n if n else 0.0,
-            "no_span": sum(x["pred"] is None for x in items), "items": items}
+    report = score_spans(outputs, refs)
+    report["per_item"] = [{"id": r["id"], "iou": v, "pred": first_cited_span(text), "gold": list(ref), "output": text}
+                       for r, text, ref, v in zip(rows, outputs, refs, report.pop("ious"))]
+    return report
 
 
 def _reload_for_eval(trainer, tgsr_args):
@@ -98,7 +85,7 @@ def run_sta(trainer_args, tgsr_args, *, resume: bool = False, callbacks=None) ->
             report["evaluated"] = "saved folder, reloaded on one device"
             del eval_lm
         write_json(Path(trainer_args.output_dir) / "sta_eval.json", report)
-        summary.update({"heldout_n": report["n"], "heldout_mean_iou": report["mean_iou"],
+        summary.update({"heldout_n": report["items"], "heldout_mean_iou": report["mean_iou"],
                         "heldout_iou_at_0.7": report["iou_at_0.7"], "heldout_no_span": report["no_span"],
                         "heldout_skipped": len(held.errors)})
     if trainer.accelerator.is_main_process:
@@ -106,4 +93,4 @@ def run_sta(trainer_args, tgsr_args, *, resume: bool = False, callbacks=None) ->
     return summary
 
 
-__all__ = ["run_sta", "evaluate_sta", "predicted_span"]
+__all__ = ["run_sta", "evaluate_sta"]
