@@ -123,3 +123,12 @@ def test_verl_fields_carry_what_the_rewards_read():
     out = compute_score(row["data_source"], ROWS[0]["completion"], row["reward_model"]["ground_truth"],
                         row["extra_info"], rewards={"grounding_iou": 1.0})
     assert out == {"score": 1.0, "grounding_iou": 1.0}
+
+
+def test_verl_reward_kwargs_as_config_containers():
+    """verl passes reward_kwargs as OmegaConf containers: any Mapping/Sequence spec works."""
+    from collections import UserDict, UserList
+
+    spec = UserDict({"answer": 1.0, "compaction": UserDict({"weight": 2.0, "count": "paper"})})
+    out = compute_score("meld", ROWS[0]["completion"], "b", {"choices": UserList(CHOICES)}, rewards=spec)
+    assert out["score"] == pytest.approx(out["answer"] + 2 * out["compaction"]) and out["answer"] == 1.0

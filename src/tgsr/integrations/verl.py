@@ -4,7 +4,10 @@ verl calls ``compute_score(data_source=..., solution_str=..., ground_truth=..., 
 once per response and takes a float, or a dict whose ``"score"`` is the reward (the other keys
 are logged). Point verl at this module::
 
-    custom_reward_function.path=pkg://tgsr.integrations.verl custom_reward_function.name=compute_score
+    reward.custom_reward_function.path=pkg://tgsr.integrations.verl reward.custom_reward_function.name=compute_score
+
+(verl 0.9; older releases read a top-level ``custom_reward_function`` and take a file path,
+which works too: this module uses absolute imports.)
 
 Per row, ``reward_model.ground_truth`` is the gold letter (``"b"``, ``"(B)"``, or a 0-based
 index), or a dict of tgsr's columns; ``extra_info`` carries ``choices``, ``evidence`` and
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tgsr.records import QAExample
 from tgsr.rewards import RewardFunction, build_reward_funcs, get_reward
@@ -34,6 +37,15 @@ def _rewards(spec_json: str) -> tuple[RewardFunction, list[RewardFunction]]:
     spec = json.loads(spec_json)
     funcs, _ = build_reward_funcs(spec)
     return get_reward("combined", components=spec), funcs
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists (verl hands ``reward_kwargs`` over as OmegaConf containers)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):  # also ListConfig
+        return [_plain(v) for v in value]
+    return value
 
 
 def _columns(ground_truth: Any, extra_info: Mapping | None) -> dict[str, list]:
@@ -51,7 +63,7 @@ def compute_score(data_source: str | None, solution_str: str, ground_truth: Any,
                   extra_info: Mapping | None = None, *, rewards: Mapping[str, Any] | None = None,
                   **_: Any) -> dict[str, float]:
     """``{"score": R, <component>: value ...}`` for one response; R is the weighted sum."""
-    combined, funcs = _rewards(json.dumps(dict(rewards or PAPER_REWARDS), sort_keys=True))
+    combined, funcs = _rewards(json.dumps(_plain(rewards or PAPER_REWARDS), sort_keys=True))
     columns = _columns(ground_truth, extra_info)
     out = {"score": combined([solution_str], **columns)[0]}
     out.update({f.__name__: f([solution_str], **columns)[0] for f in funcs})
