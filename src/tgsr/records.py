@@ -389,14 +389,40 @@ def iter_jsonl_dicts(path: str | Path) -> Iterator[tuple[int, dict | RecordError
             yield lineno, obj
 
 
+class DuplicateRecord(RecordError):
+    """A record whose id an earlier record already has (``FirstSeen``)."""
+
+
+class FirstSeen:
+    """tgsr's one duplicate policy: the first record of an id is kept; every later record with
+    that id is a ``RecordError`` naming its file and line and where the kept one is, so it is
+    reported and counted like any unusable line, never used twice and never dropped silently.
+    One instance spans several files (a merge)."""
+
+    def __init__(self, name: str = "id"):
+        self.field = name
+        self._first: dict[str, str] = {}
+
+    def check(self, key: str, path: str | Path, line: int | None) -> RecordError | None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        if key not in self._first:
+            self._first[key] = where
+            return None
+        return DuplicateRecord(path, line, self.field,
+                               f"duplicate {self.field} {key!r}: the first, at {self._first[key]}, is kept")
+
+
 def read_jsonl(path: str | Path, cls: Callable[[dict], R] | type, *,
-               on_error: Literal["raise", "skip"] = "raise", resolve_audio: bool = True) -> LoadResult:
+               on_error: Literal["raise", "skip"] = "raise", resolve_audio: bool = True,
+               unique: str | FirstSeen | None = None) -> LoadResult:
     """Read records of type ``cls`` (a record class, or any dict -> record callable).
 
     ``on_error="raise"`` stops at the first malformed line with a ``RecordError`` naming the
     file, the line and the field. ``"skip"`` keeps going and returns every error in
-    ``LoadResult.errors``; ``LoadResult.skipped`` is their count.
+    ``LoadResult.errors``; ``LoadResult.skipped`` is their count. ``unique`` (a field name, or a
+    ``FirstSeen`` shared across files) applies the duplicate policy: a repeated id is an error.
     """
+    seen = FirstSeen(unique) if isinstance(unique, str) else unique
     path = Path(path)
     if not path.exists():
         raise RecordError(path, None, None, "file not found")
@@ -411,10 +437,12 @@ def read_jsonl(path: str | Path, cls: Callable[[dict], R] | type, *,
             except FieldError as e:
                 err = RecordError(path, lineno, e.field, e.reason)
             else:
-                if resolve_audio:
-                    _resolve_audio(rec, path.parent)
-                records.append(rec)
-                continue
+                err = seen.check(getattr(rec, seen.field), path, lineno) if seen is not None else None
+                if err is None:
+                    if resolve_audio:
+                        _resolve_audio(rec, path.parent)
+                    records.append(rec)
+                    continue
         if on_error == "raise":
             raise err
         errors.append(err)
@@ -478,6 +506,6 @@ def repair_torn_tail(path: str | Path) -> bool:
 __all__ = [
     "LETTERS", "FieldError", "Word", "Utterance", "ClipWords", "StaExample", "QAExample", "Prediction",
     "ManifestItem",
-    "LoadResult", "read_jsonl", "write_jsonl", "append_jsonl", "completed_ids", "repair_torn_tail",
+    "DuplicateRecord", "FirstSeen", "LoadResult", "read_jsonl", "write_jsonl", "append_jsonl", "completed_ids", "repair_torn_tail",
     "iter_jsonl_dicts", "record_to_dict",
 ]

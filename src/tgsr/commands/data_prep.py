@@ -46,6 +46,7 @@ def register(tree) -> None:
     p = data.command("sta", "Sample phrases with their time spans: Stage-1 STA examples.", locks_output()(_cmd_sta))
     p.add_argument("--words", required=True, help="words.jsonl from 'tgsr data align' or 'tgsr data synth'")
     p.add_argument("--out", required=True, help="sta.jsonl to write")
+    p.add_argument("--errors", help="errors file: malformed lines, repeated clip ids (default: <out>.errors.jsonl)")
     p.add_argument("--phrase-len", default="3-12", help="phrase length in words, MIN-MAX (default 3-12)")
     p.add_argument("--per-clip", type=int, default=4, help="phrases per clip (default 4)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed, combined with each clip id (default 0)")
@@ -70,8 +71,7 @@ def register(tree) -> None:
     p.add_argument("--seed", type=int, default=0, help="meld: seed of the letter schedule and question forms (0)")
     p.add_argument("--audio-root", help="cota: folder that relative audio paths are under (default: the file's)")
 
-    p = data.command("merge", "Merge record files of one kind (one per corpus) into one training file.",
-                     locks_output()(_cmd_merge))
+    p = data.command("merge", "Merge record files of one kind (one per corpus) into one training file.", _cmd_merge)
     p.add_argument("inputs", nargs="+", help="files to merge, in order (the first of a repeated id is kept)")
     p.add_argument("--kind", required=True, choices=("qa", "sta", "words", "manifest"))
     p.add_argument("--out", required=True, help="merged file to write")
@@ -143,13 +143,14 @@ def _cmd_sta(args: argparse.Namespace) -> int:
         raise TgsrError(str(e)) from None
     opts = StaOptions(min_words=lo, max_words=hi, per_clip=args.per_clip, max_pause=args.max_pause,
                       min_confidence=args.min_confidence, seed=args.seed)
-    summary, errors = build_sta(args.words, args.out, opts)
+    summary, errors = build_sta(args.words, args.out, opts, errors_path=args.errors)
     for err in errors[:5]:
         print(f"skipped: {err}", file=sys.stderr)
     print(f"{summary.examples} STA examples from {summary.clips} clips -> {args.out} "
           f"({summary.clips_without_phrase} clips had no usable phrase, "
           f"{summary.words_dropped_low_confidence} low-confidence words dropped, "
-          f"{summary.bad_records} malformed lines skipped)")
+          f"{summary.bad_records} malformed lines and {summary.duplicates} repeated clip ids skipped; "
+          f"problems -> {summary.errors_path})")
     return 0
 
 

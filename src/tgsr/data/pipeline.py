@@ -157,23 +157,15 @@ def align_manifest(manifest: str | Path, out: str | Path, *, backend: str, model
     summary = AlignSummary(errors_path=str(errors_path))
     t0 = time.perf_counter()
 
-    loaded = read_jsonl(manifest, ManifestItem, on_error="skip")
+    # malformed lines and repeated clip ids (the first is kept) are reported with file and line
+    loaded = read_jsonl(manifest, ManifestItem, on_error="skip", unique="id")
     repair_torn_tail(errors_path)
     _drop_manifest_rows(errors_path)
-    for err in loaded.errors:  # malformed manifest lines are reported, never silently dropped
+    for err in loaded.errors:
         append_jsonl(errors_path, {"clip": None, "audio": None, "stage": "manifest", "path": err.path,
                                    "line": err.line, "field": err.field, "reason": err.reason})
     summary.bad_records = len(loaded.errors)
-    items: list[ManifestItem] = []
-    seen: set[str] = set()
-    for it in loaded.records:
-        if it.id in seen:
-            append_jsonl(errors_path, {"clip": it.id, "audio": it.audio, "stage": "manifest",
-                                       "reason": "duplicate clip id in the manifest (first kept)"})
-            summary.bad_records += 1
-            continue
-        seen.add(it.id)
-        items.append(it)
+    items: list[ManifestItem] = list(loaded.records)
     summary.total = len(items)
 
     repair_torn_tail(out)

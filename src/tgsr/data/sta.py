@@ -6,6 +6,11 @@ end, rounded to 2 decimals (the precision the model is asked to produce). Words 
 aligner was unsure about (confidence below ``min_confidence``) are never part of a
 phrase: they split runs, so a phrase always matches what is said in its span.
 Sampling is seeded per clip, so the output does not depend on the order of the input.
+
+Unusable input lines -- malformed, or a clip id already seen (tgsr's duplicate policy,
+``tgsr.records.FirstSeen``: the first is kept) -- are written to the errors file
+(``<out>.errors.jsonl``) with file, line and reason, and counted in the summary, so a clip
+repeated in ``words.jsonl`` yields its phrases once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..records import ClipWords, StaExample, Utterance, Word, read_jsonl, write_jsonl
+from ..records import ClipWords, DuplicateRecord, StaExample, Utterance, Word, read_jsonl, write_jsonl
 
 
 @dataclass
@@ -36,7 +41,9 @@ class StaSummary:
     clips_without_phrase: int = 0
     examples: int = 0
     words_dropped_low_confidence: int = 0
-    bad_records: int = 0
+    bad_records: int = 0            # malformed lines
+    duplicates: int = 0             # lines repeating a clip id (the first is kept)
+    errors_path: str = ""
 
 
 def parse_phrase_len(text: str) -> tuple[int, int]:
@@ -117,11 +124,16 @@ def sample_clip(clip: ClipWords, opts: StaOptions) -> tuple[list[StaExample], in
     return examples, dropped
 
 
-def build_sta(words_path: str | Path, out: str | Path, opts: StaOptions | None = None) -> tuple[StaSummary, list]:
-    """Read ``words.jsonl``, write ``sta.jsonl``. Returns the summary and the malformed-line errors."""
+def build_sta(words_path: str | Path, out: str | Path, opts: StaOptions | None = None, *,
+              errors_path: str | Path | None = None) -> tuple[StaSummary, list]:
+    """Read ``words.jsonl``, write ``sta.jsonl`` and its errors file (default ``<out>.errors.jsonl``).
+    Returns the summary and the input problems (``RecordError``: malformed lines, repeated clip ids)."""
     opts = opts or StaOptions()
-    loaded = read_jsonl(words_path, ClipWords, on_error="skip")
-    summary = StaSummary(bad_records=len(loaded.errors))
+    out = Path(out)
+    errors_path = Path(errors_path) if errors_path else out.with_name(out.stem + ".errors.jsonl")
+    loaded = read_jsonl(words_path, ClipWords, on_error="skip", unique="clip_id")
+    dups = sum(isinstance(e, DuplicateRecord) for e in loaded.errors)
+    summary = StaSummary(bad_records=len(loaded.errors) - dups, duplicates=dups, errors_path=str(errors_path))
     examples: list[StaExample] = []
     for clip in loaded.records:
         summary.clips += 1
@@ -131,6 +143,7 @@ def build_sta(words_path: str | Path, out: str | Path, opts: StaOptions | None =
             summary.clips_without_phrase += 1
         examples.extend(got)
     summary.examples = write_jsonl(out, examples)
+    write_jsonl(errors_path, [{**e.as_row(), "stage": "words"} for e in loaded.errors])
     return summary, loaded.errors
 
 

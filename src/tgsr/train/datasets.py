@@ -8,8 +8,9 @@
 - GRPO (``qa.jsonl``): the reasoning prompt plus the columns the rewards read (``answer``,
   ``choices``, ``evidence``, ``duration``).
 
-Malformed lines and rows whose audio file is missing are skipped, counted and reported in
-``RowSet.errors``; the caller prints the count, so nothing disappears silently.
+Malformed lines, rows repeating an earlier row's id (the first is kept: ``tgsr.records.FirstSeen``,
+so no row is trained on twice) and rows whose audio file is missing are skipped, counted and
+reported in ``RowSet.errors``; the caller prints the count, so nothing disappears silently.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class RowSet:
 
 
 def _read(path: str, cls, limit: int | None) -> tuple[list, list[RecordError]]:
-    res = read_jsonl(path, cls, on_error="skip")
+    res = read_jsonl(path, cls, on_error="skip", unique="id")
     records, errors = list(res.records), list(res.errors)
     kept = []
     for i, rec in enumerate(records):

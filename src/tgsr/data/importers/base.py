@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import AudioError
-from ...records import ManifestItem, write_jsonl
+from ...records import FirstSeen, ManifestItem, write_jsonl
 
 _CONTAINERS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4a", ".aac"}
 
@@ -20,6 +20,8 @@ class ImportResult:
     # Clips kept but not stored as 16 kHz mono (e.g. stereo 44.1 kHz): they are converted when
     # read, and reported so nobody is surprised; skipping good speech would lose data.
     converted: list[dict] = field(default_factory=list)
+    # clip ids kept so far: a repeated id is an error row (the first is kept), never a second clip
+    seen: FirstSeen = field(default_factory=FirstSeen, repr=False)
 
     def error(self, reason: str, *, path: str | Path | None = None, line: int | None = None,
               clip: str | None = None, audio: str | Path | None = None) -> None:
@@ -28,16 +30,21 @@ class ImportResult:
 
     def add(self, item: ManifestItem, *, check_audio: bool = True, path: str | Path | None = None,
             line: int | None = None) -> None:
-        """Keep ``item`` if its audio looks usable, else record why not."""
+        """Keep ``item`` if its audio looks usable and its id is new, else record why not."""
+        fmt = None
         if check_audio:
             try:
                 fmt = probe_audio(item.audio)
             except AudioError as e:
                 self.error(e.reason, path=path, line=line, clip=item.id, audio=item.audio)
                 return
-            if fmt is not None and fmt != (16000, 1):
-                self.converted.append({"clip": item.id, "audio": str(item.audio),
-                                       "sample_rate": fmt[0], "channels": fmt[1]})
+        duplicate = self.seen.check(item.id, path if path is not None else "<import>", line)
+        if duplicate is not None:
+            self.error(duplicate.reason, path=path, line=line, clip=item.id, audio=item.audio)
+            return
+        if fmt is not None and fmt != (16000, 1):
+            self.converted.append({"clip": item.id, "audio": str(item.audio),
+                                   "sample_rate": fmt[0], "channels": fmt[1]})
         self.items.append(item)
 
 
