@@ -6,13 +6,13 @@ Used by the ``answer`` reward (paper Eq. 1) and by evaluation.
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .records import LETTERS
+
 __all__ = ["Extraction", "AnswerLine", "answer_line", "extract_choice", "completion_text", "LETTERS"]
 
-LETTERS = string.ascii_lowercase
 
 # Markdown decoration models wrap answers in: **Final answer: (b)**, `B`, > quote, # heading.
 _DECOR = re.compile(r"[*_`#>\u200b]+")

@@ -29,28 +29,9 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
-class CommandTree:
-    """Top-level subcommands and named groups (``tgsr data synth``, ``tgsr data align`` ...)."""
-
-    def __init__(self, parser: argparse.ArgumentParser):
-        self._sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-        self._groups: dict[str, argparse._SubParsersAction] = {}
-
-    def command(self, name: str, help: str, handler: Callable[[argparse.Namespace], int | None],
-                **kwargs) -> argparse.ArgumentParser:
-        p = self._sub.add_parser(name, help=help, description=help, **kwargs)
-        p.set_defaults(handler=handler)
-        return p
-
-    def group(self, name: str, help: str) -> "Group":
-        if name not in self._groups:
-            gp = self._sub.add_parser(name, help=help, description=help)
-            gp.set_defaults(handler=lambda args, gp=gp: (gp.print_help(), 2)[1])
-            self._groups[name] = gp.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
-        return Group(self._groups[name])
-
-
 class Group:
+    """A level of subcommands: ``command`` adds one that runs ``handler(args)``."""
+
     def __init__(self, sub: argparse._SubParsersAction):
         self._sub = sub
 
@@ -59,6 +40,21 @@ class Group:
         p = self._sub.add_parser(name, help=help, description=help, **kwargs)
         p.set_defaults(handler=handler)
         return p
+
+
+class CommandTree(Group):
+    """Top-level subcommands and named groups (``tgsr data synth``, ``tgsr data align`` ...)."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        super().__init__(parser.add_subparsers(dest="command", metavar="COMMAND"))
+        self._groups: dict[str, argparse._SubParsersAction] = {}
+
+    def group(self, name: str, help: str) -> Group:
+        if name not in self._groups:
+            gp = self._sub.add_parser(name, help=help, description=help)
+            gp.set_defaults(handler=lambda args, gp=gp: (gp.print_help(), 2)[1])
+            self._groups[name] = gp.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+        return Group(self._groups[name])
 
 
 def build_parser() -> argparse.ArgumentParser:

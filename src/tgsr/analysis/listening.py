@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import TgsrError
+from ..eval.run import CONDITIONS
 
 __all__ = ["listening_table"]
 
-CONDITIONS = ("own", "swapped", "silence")
 
 
 def _score(metrics: dict) -> tuple[str, float | None]:
