@@ -8,7 +8,7 @@
 Modules import torch/transformers/TRL; import them where they are used.
 """
 
-STAGES = ("sta", "sft", "grpo")
+from .config import STAGES  # light: the config module imports no torch
 
 
 def run(stage: str, trainer_args, tgsr_args, *, resume: bool = False, callbacks=None) -> dict:
