@@ -71,7 +71,8 @@ def register(tree) -> None:
     p.add_argument("--seed", type=int, default=0, help="meld: seed of the letter schedule and question forms (0)")
     p.add_argument("--audio-root", help="cota: folder that relative audio paths are under (default: the file's)")
 
-    p = data.command("merge", "Merge record files of one kind (one per corpus) into one training file.", _cmd_merge)
+    p = data.command("merge", "Merge record files of one kind (one per corpus) into one training file.",
+                     locks_output()(_cmd_merge))
     p.add_argument("inputs", nargs="+", help="files to merge, in order (the first of a repeated id is kept)")
     p.add_argument("--kind", required=True, choices=("qa", "sta", "words", "manifest"))
     p.add_argument("--out", required=True, help="merged file to write")
