@@ -15,7 +15,6 @@ import soundfile as sf
 from tgsr.audio import SAMPLE_RATE, load_audio, save_audio
 from tgsr.cli import main
 from tgsr.data.qa.cota import build_cota_qa
-from tgsr.data.qa.manifest import build_manifest_qa
 from tgsr.data.qa.meld import MeldOptions, build_meld_qa, state_path
 from tgsr.errors import TgsrError
 from tgsr.eval.benchmarks.meld import EMOTIONS
@@ -235,8 +234,8 @@ def test_cota_rows_in_the_published_layout(tmp_path):
         {"id": "0003", "audio": "wavs/missing.wav", "user": COTA_USER, "assistant": COTA_ASSISTANT},
     ]
     (src / "multi_speaker.json").write_text(json.dumps(rows, indent=1))
-    swift = {"messages": [{"role": "user", "content": COTA_USER},
-                          {"role": "assistant", "content": COTA_ASSISTANT.replace("The answer is C", "The answer is A")}],
+    answer_a = COTA_ASSISTANT.replace("The answer is C", "The answer is A")
+    swift = {"messages": [{"role": "user", "content": COTA_USER}, {"role": "assistant", "content": answer_a}],
              "audios": ["wavs/0001.wav"], "id": "0004"}
     (src / "swift.jsonl").write_text(json.dumps(swift) + "\n{broken\n")
     table = pa.table({"id": ["0005"], "audio": [{"bytes": _wav_bytes(0.8), "path": "0005.wav"}],
@@ -355,7 +354,8 @@ def _recipe_calls(tmp_path: Path, **sources: str) -> list[list[str]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / "calls.jsonl"
     recorder = tmp_path / "record.py"
-    recorder.write_text("import json, os, sys\nopen(os.environ['TGSR_LOG'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    recorder.write_text("import json, os, sys\n"
+                        "open(os.environ['TGSR_LOG'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
     cmd = f"{sys.executable} {recorder}"
     env = {**os.environ, "TGSR": cmd, "TRAIN": cmd, "TGSR_LOG": str(log), "DATA": str(tmp_path / "data"), **sources}
     subprocess.run(["bash", str(REAL_DATA)], env=env, check=True, cwd=REAL_DATA.parents[2])

@@ -58,8 +58,8 @@ def register(tree) -> None:
     p = data.command("qa", "Stage-2 multiple-choice questions (qa.jsonl) from MELD, CoTA or any manifest.",
                      locks_output()(_cmd_qa))
     p.add_argument("source", choices=("meld", "cota", "manifest"))
-    p.add_argument("--root", required=True, help="meld: the MELD folder (CSVs + MELD.Raw clips); cota: a .json/"
-                                                 ".jsonl/.parquet file or folder; manifest: a .jsonl/.csv file or folder")
+    p.add_argument("--root", required=True, help="meld: the MELD folder (CSVs + MELD.Raw clips); cota: a "
+                   ".json/.jsonl/.parquet file or folder; manifest: a .jsonl/.csv file or folder")
     p.add_argument("--out", required=True, help="qa.jsonl to write")
     p.add_argument("--errors", help="errors file (default: <out>.errors.jsonl)")
     p.add_argument("--words", help="meld, manifest: words.jsonl from 'tgsr data align', for grounded rationales")
@@ -86,7 +86,6 @@ def register(tree) -> None:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from ..data.importers import run_importer, write_import
-
     from ..errors import TgsrError
 
     options = {}

@@ -25,8 +25,19 @@ from ...errors import AudioError, RecordError, TgsrError
 from ...records import LETTERS, FieldError, QAExample
 from ..importers.manifest import AUDIO_KEYS, _csv_rows, _first
 from ..questions import Claim, cite
-from .common import (QaSummary, WordIndex, default_errors_path, error_row, finish, from_record_error, grounded_pair, load_rows_json,
-                     measured_duration, quoted, words_between)
+from .common import (
+    QaSummary,
+    WordIndex,
+    default_errors_path,
+    error_row,
+    finish,
+    from_record_error,
+    grounded_pair,
+    load_rows_json,
+    measured_duration,
+    quoted,
+    words_between,
+)
 
 QUESTION_KEYS = ("question", "prompt")
 OPTIONAL = ("task", "category", "split", "rationale", "rationale_plain")

@@ -42,8 +42,19 @@ from ...eval.benchmarks.meld import EMOTIONS
 from ...records import QAExample, append_jsonl, iter_jsonl_dicts, repair_torn_tail
 from ..lexicon import ORDINALS
 from ..questions import Claim, cite
-from .common import (QaSummary, RotatedOptions, WordIndex, clip_limit, error_row, finish, from_record_error,
-                     grounded_pair, quoted, seeded_rng, spoken_span)
+from .common import (
+    QaSummary,
+    RotatedOptions,
+    WordIndex,
+    clip_limit,
+    error_row,
+    finish,
+    from_record_error,
+    grounded_pair,
+    quoted,
+    seeded_rng,
+    spoken_span,
+)
 
 SENTIMENTS = ("negative", "neutral", "positive")
 KINDS = ("emotion", "sentiment", "dialogue")
