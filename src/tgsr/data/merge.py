@@ -2,7 +2,8 @@
 
 Relative audio paths are resolved against each input's folder and written relative to the
 output's (or absolute), so files made in different folders merge without breaking paths.
-Malformed lines and repeated ids (first kept) go to the errors file by file and line; for
+Malformed lines and repeated ids (tgsr's one duplicate policy, ``tgsr.records.FirstSeen``: the
+first is kept) go to the errors file by file and line; for
 question files, a row whose ``split`` is ``test`` is refused, since merged files are
 training data and the test splits are tgsr's benchmarks.
 """
@@ -14,7 +15,16 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import TgsrError
-from ..records import ClipWords, ManifestItem, QAExample, StaExample, iter_jsonl_dicts, read_jsonl, write_jsonl
+from ..records import (
+    ClipWords,
+    FirstSeen,
+    ManifestItem,
+    QAExample,
+    StaExample,
+    iter_jsonl_dicts,
+    read_jsonl,
+    write_jsonl,
+)
 
 KINDS = {"qa": QAExample, "sta": StaExample, "words": ClipWords, "manifest": ManifestItem}
 REFUSED_SPLITS = ("test",)
@@ -33,10 +43,6 @@ class MergeSummary:
         return f"{self.records} records ({parts}) -> {self.out}; {self.problems} problems -> {self.errors_path}"
 
 
-def _key(rec) -> str:
-    return rec.clip_id if isinstance(rec, ClipWords) else rec.id
-
-
 def merge_records(inputs: Sequence[str | Path], out: str | Path, kind: str, *,
                   errors_path: str | Path | None = None) -> MergeSummary:
     if kind not in KINDS:
@@ -46,11 +52,12 @@ def merge_records(inputs: Sequence[str | Path], out: str | Path, kind: str, *,
     if out.resolve() in {Path(p).resolve() for p in inputs}:
         raise TgsrError(f"{out}: the output is also an input")
     summary = MergeSummary(str(out), str(errors_path))
-    kept, errors, seen = [], [], {}
+    seen = FirstSeen("clip_id" if kind == "words" else "id")  # tgsr's duplicate policy, across all inputs
+    kept, errors = [], []
     for path in map(Path, inputs):
         if not path.is_file():
             raise TgsrError(f"{path}: input file not found")
-        loaded = read_jsonl(path, KINDS[kind], on_error="skip")
+        loaded = read_jsonl(path, KINDS[kind], on_error="skip", unique=seen)
         errors += [{"path": str(e.path), "line": e.line, "field": e.field, "reason": e.reason} for e in loaded.errors]
         bad = {e.line for e in loaded.errors}
         lines = [ln for ln, _ in iter_jsonl_dicts(path) if ln not in bad]  # the line of each record read
@@ -60,12 +67,6 @@ def merge_records(inputs: Sequence[str | Path], out: str | Path, kind: str, *,
                 errors.append({"path": str(path), "line": line, "field": "split", "item": rec.id,
                                "reason": f"split {rec.split!r} is evaluation data, not training data"})
                 continue
-            key = _key(rec)
-            if key in seen:
-                errors.append({"path": str(path), "line": line, "field": "id", "item": key,
-                               "reason": f"repeated id {key!r} (first kept, from {seen[key]})"})
-                continue
-            seen[key] = f"{path}:{line}"
             kept.append(rec)
             n += 1
         summary.by_input[str(path)] = n

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ...errors import AudioError, RecordError
-from ...records import LETTERS, ClipWords, QAExample, Word, read_jsonl, write_jsonl
+from ...records import LETTERS, ClipWords, FirstSeen, QAExample, Word, read_jsonl, write_jsonl
 from ..questions import Claim, Draft, LetterSchedule, cite, rationales
 
 
@@ -126,13 +126,15 @@ def finish(summary: QaSummary, examples: list[QAExample], errors: list[dict], ou
     """Write ``out`` and the errors file (both whole: a rerun gives the same files), count them."""
     out = Path(out)
     errors_path = Path(errors_path) if errors_path else default_errors_path(out)
-    seen: set[str] = set()
+    seen = FirstSeen("id")  # tgsr's duplicate policy: a repeated question id is a problem, the first kept
     kept = []
-    for ex in examples:  # one definition of a question id: a repeat is a problem, never a silent overwrite
-        if ex.id in seen:
-            errors.append(error_row(f"duplicate question id {ex.id!r} (first kept)", item=ex.id, stage="output"))
+    for ex in examples:
+        repeat = seen.check(ex.id, ex.meta.get("csv") or ex.meta.get("file") or "output",
+                            ex.meta.get("line") or ex.meta.get("row"))
+        if repeat is not None:
+            errors.append(error_row(repeat.reason, path=repeat.path, line=repeat.line, field="id", item=ex.id,
+                                    stage="output"))
             continue
-        seen.add(ex.id)
         kept.append(ex)
     write_jsonl(out, kept)
     write_jsonl(errors_path, errors)
