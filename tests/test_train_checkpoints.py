@@ -161,3 +161,51 @@ def test_a_save_that_dies_midway_leaves_no_checkpoint_folder(tiny_omni_dir, toy_
     assert summary["global_step"] == 6
     assert checkpoint_problem(tmp_path / "run" / "checkpoint-6") is None
     assert not (tmp_path / "run" / STAGING).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_process_saves_publish_whole_checkpoints_and_resume(tiny_omni_dir, toy_corpus, tmp_path):
+    """DDP over gloo: every rank writes into the staging folder, rank 0 publishes after the barrier;
+    the output folder is locked by rank 0 alone (a second rank taking it would refuse the run)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parent.parent
+    accelerate = Path(sys.executable).with_name("accelerate")
+    if not accelerate.exists():
+        accelerate = shutil.which("accelerate")
+    if not accelerate:
+        pytest.skip("accelerate CLI not found")
+    out = tmp_path / "out"
+    recipe = {"tgsr": {"model": str(tiny_omni_dir), "train_file": str(toy_corpus / "train" / "sta.jsonl"),
+                       "max_train_samples": 16},
+              "output_dir": str(out), "per_device_train_batch_size": 4, "max_steps": 2, "learning_rate": 1e-3,
+              "logging_steps": 1, "save_strategy": "steps", "save_steps": 1, "seed": 0, "disable_tqdm": True}
+    cfg = tmp_path / "sta.yaml"
+    cfg.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+    def launch(*extra):
+        port = 29500 + (os.getpid() + len(extra)) % 400
+        return subprocess.run(
+            [str(accelerate), "launch", "--config_file", str(repo / "recipes" / "accelerate" / "cpu_2proc.yaml"),
+             "--main_process_port", str(port), "-m", "tgsr", "train", "sta", "--config", str(cfg), *extra],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=280)
+
+    proc = launch()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for step in (1, 2):
+        assert checkpoint_problem(out / f"checkpoint-{step}") is None
+    assert not (out / STAGING).exists() and not (out / ".tgsr.lock").exists()
+    _truncate(out / "checkpoint-2" / "model.safetensors")
+    proc = launch("--resume", "max_steps=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipping incomplete checkpoint-2" in proc.stdout + proc.stderr
+    assert checkpoint_problem(out / "checkpoint-3") is None
+    assert json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
