@@ -215,3 +215,27 @@ def test_the_demo_refuses_a_folder_in_use(tmp_path, holder, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 1
     assert "demo is in use by another process" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [LOCK_NAME]
+
+
+def test_without_file_locks_the_holder_pid_decides(tmp_path, monkeypatch):
+    """A filesystem without flock (some network mounts): a live holder on this host still refuses."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    host = socket.gethostname()
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": host, "started": "x", "command": "c"}))
+    said = []
+    with pytest.raises(FolderLockedError, match=rf"locked by another process \(pid {os.getppid()} on {host}"):
+        FolderLock(tmp_path, echo=said.append).acquire()
+    assert "has no file locks" in said[0]
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(done.stdout)
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead, "host": host, "started": "x", "command": "c"}))
+    said.clear()
+    with FolderLock(tmp_path, echo=said.append):
+        pass
+    assert any(f"taking over a stale lock (pid {dead}" in m for m in said)

@@ -102,11 +102,17 @@ class FolderLock:
             self._nested = True
             return self
         host = socket.gethostname()
+        flocked = True
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
+                if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):  # e.g. some network filesystems
+                    self.echo(f"{self.target}: this filesystem has no file locks; the lock relies on the holder's "
+                              "pid alone")
+                    flocked = False
+                    break
                 os.close(fd)
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
@@ -122,11 +128,14 @@ class FolderLock:
             break
         previous = self._read()
         if previous.get("pid") is not None:
-            if previous.get("host") != host:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            alive_here = previous.get("host") == host and _pid_alive(int(previous["pid"]))
+            if previous.get("host") != host or (not flocked and alive_here and previous["pid"] != os.getpid()):
+                if flocked:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+                where = "from another host" if previous.get("host") != host else "by another process"
                 raise FolderLockedError(
-                    f"{self.target} is locked from another host ({_describe(previous)}); if that process has ended, "
+                    f"{self.target} is locked {where} ({_describe(previous)}); if that process has ended, "
                     f"delete {self.path}")
             if previous.get("pid") != os.getpid():
                 state = "has ended" if not _pid_alive(int(previous["pid"])) else "no longer holds it"
@@ -162,7 +171,10 @@ class FolderLock:
             self.path.unlink()  # while still locked: nobody can take a file we are about to drop
         except FileNotFoundError:
             pass
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError:  # a filesystem without locks: nothing to release
+            pass
         os.close(self._fd)
         self._fd = None
 
