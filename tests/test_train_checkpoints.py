@@ -59,6 +59,44 @@ def test_sharded_index_with_a_missing_shard(tmp_path):
     assert "names missing shards: model-00002-of-00002.safetensors" in checkpoint_problem(folder)
 
 
+def _framework_checkpoint(folder, kind: str):
+    """A checkpoint as FSDP (full or sharded state) or DeepSpeed lays it out."""
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    if kind == "fsdp-full":
+        torch.save({"w": torch.zeros(4)}, folder / "pytorch_model_fsdp.bin")
+        torch.save({"state": {}}, folder / "optimizer.bin")
+        torch.save({"last_epoch": 2}, folder / "scheduler.pt")
+    elif kind == "fsdp-sharded":
+        for name in ("pytorch_model_fsdp_0", "optimizer_0"):
+            (folder / name).mkdir()
+            (folder / name / "__0_0.distcp").write_bytes(b"shard")
+            (folder / name / ".metadata").write_bytes(b"meta")
+        torch.save({"last_epoch": 2}, folder / "scheduler.pt")
+    else:  # deepspeed: model, optimizer and scheduler inside global_step2/, then 'latest'
+        (folder / "global_step2").mkdir()
+        (folder / "global_step2" / "mp_rank_00_model_states.pt").write_bytes(b"x")
+        (folder / "latest").write_text("global_step2")
+    return folder
+
+
+@pytest.mark.parametrize("kind, damage, message", [
+    ("fsdp-full", None, None),
+    ("fsdp-full", lambda f: _truncate(f / "optimizer.bin"), "optimizer.bin: incomplete"),
+    ("fsdp-full", lambda f: _truncate(f / "pytorch_model_fsdp.bin"), "pytorch_model_fsdp.bin: incomplete"),
+    ("fsdp-sharded", None, None),
+    ("fsdp-sharded", lambda f: (f / "optimizer_0" / ".metadata").unlink(), "optimizer_0: sharded state without"),
+    ("deepspeed", None, None),
+    ("deepspeed", lambda f: (f / "latest").unlink(), "global_step2: DeepSpeed state without its 'latest'"),
+])
+def test_fsdp_and_deepspeed_layouts(tmp_path, kind, damage, message):
+    folder = _framework_checkpoint(tmp_path / "checkpoint-2", kind)
+    if damage is not None:
+        damage(folder)
+    problem = checkpoint_problem(folder)
+    assert (problem is None) if message is None else (problem is not None and message in problem), problem
+
+
 def test_model_only_checkpoints_need_no_optimizer(tmp_path):
     folder = _fake_checkpoint(tmp_path / "checkpoint-2", 2)
     (folder / "optimizer.pt").unlink()

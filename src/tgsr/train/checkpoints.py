@@ -34,9 +34,25 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
 
 
-def _sharded_state(folder: Path, prefix: str) -> bool:
-    """FSDP (``pytorch_model_fsdp_0/``, ``optimizer_0/``) and DeepSpeed (``global_stepN/``) save folders."""
-    return any(p.is_dir() and any(p.iterdir()) for p in folder.glob(prefix + "*"))
+def _framework_state(folder: Path, prefix: str) -> tuple[bool, str | None]:
+    """(present, problem) of the state FSDP or DeepSpeed saved under ``prefix*``: FSDP writes
+    ``pytorch_model_fsdp[_rankN].bin`` / ``optimizer[_0_rankN].bin`` (checked as zip archives) or
+    ``pytorch_model_fsdp_0/`` / ``optimizer_0/`` (torch.distributed.checkpoint, whose ``.metadata``
+    is written last); DeepSpeed writes ``global_stepN/`` and then the ``latest`` file."""
+    present = False
+    for path in sorted(folder.glob(prefix + "*")):
+        if path.is_file() and path.suffix == ".bin":
+            present = True
+            if (problem := _zip_problem(path)) is not None:
+                return True, problem
+        elif path.is_dir():
+            present = True
+            if prefix == "global_step":
+                if not (folder / "latest").is_file():
+                    return True, f"{path.name}: DeepSpeed state without its 'latest' file (an interrupted save)"
+            elif not (path / ".metadata").is_file():
+                return True, f"{path.name}: sharded state without its .metadata (an interrupted save)"
+    return present, None
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -70,10 +86,12 @@ def checkpoint_problem(folder: str | Path, *, needs_optimizer: bool = True) -> s
         json.loads(state.read_text(encoding="utf-8"))["global_step"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         return f"trainer_state.json is unreadable ({type(e).__name__}: {e})"
-    deepspeed = _sharded_state(folder, "global_step")
-    if not any((folder / w).is_file() for w in _WEIGHTS) and not deepspeed \
-            and not _sharded_state(folder, "pytorch_model_fsdp"):
-        return f"no weights (none of {', '.join(_WEIGHTS)}, nor an FSDP or DeepSpeed state folder)"
+    deepspeed, problem = _framework_state(folder, "global_step")
+    fsdp, fsdp_problem = _framework_state(folder, "pytorch_model_fsdp")
+    if problem or fsdp_problem:
+        return problem or fsdp_problem
+    if not any((folder / w).is_file() for w in _WEIGHTS) and not deepspeed and not fsdp:
+        return f"no weights (none of {', '.join(_WEIGHTS)}, nor an FSDP or DeepSpeed state)"
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
@@ -90,10 +108,13 @@ def checkpoint_problem(folder: str | Path, *, needs_optimizer: bool = True) -> s
         return problem
     if needs_optimizer:
         optimizer = folder / "optimizer.pt"
+        fsdp_optimizer, problem = _framework_state(folder, "optimizer")
+        if problem:
+            return problem
         if optimizer.is_file():
             if (problem := _zip_problem(optimizer)) is not None:
                 return problem
-        elif not deepspeed and not _sharded_state(folder, "optimizer"):
+        elif not deepspeed and not fsdp_optimizer:
             return "optimizer.pt is missing"
         scheduler = folder / "scheduler.pt"
         if scheduler.is_file():
