@@ -1,8 +1,9 @@
 """GRPO step-time breakdown for a tiny model (default Qwen2.5-Omni): feature and encoder caching vs per-copy baselines.
 
 One optimizer step = 8 prompts x G=8 completions (64 rows), 40 new tokens, beta 0.04 (so a
-reference pass runs), one CPU thread, timed in CPU seconds of the process (robust on a shared machine). Phases are exclusive (a phase's time excludes the
-phases nested in it):
+reference pass runs), one CPU thread, timed in CPU seconds of the process (robust on a shared
+machine) by the trainer's own profiler (``tgsr.train.profiling``). Phases are exclusive (a
+phase's time excludes the phases nested in it):
 
   features   reading the clip + log-mel extraction (``FeatureCache.get``; a lookup when cached)
   encoder    the audio tower's forward passes (policy and reference; a memo lookup when cached)
@@ -37,58 +38,29 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 # CPU time of this process: with one torch thread it is the work done, and unlike wall time it
 # does not grow when other jobs share the machine's cores.
-_clock = time.process_time
-
 PHASES = ("features", "encoder", "generate", "score", "logprobs", "loss_fwd", "backward")
 
 
-class PhaseTimer:
-    """Exclusive wall time per phase: time spent in a nested phase is charged to that phase only."""
-
-    def __init__(self):
-        self.totals: dict[str, float] = defaultdict(float)
-        self._stack: list[list] = []  # [name, start, nested]
-
-    def wrap(self, name_fn, fn):
-        def wrapped(*args, **kwargs):
-            name = name_fn() if callable(name_fn) else name_fn
-            self._stack.append([name, _clock(), 0.0])
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                n, start, nested = self._stack.pop()
-                elapsed = _clock() - start
-                self.totals[n] += elapsed - nested
-                if self._stack:
-                    self._stack[-1][2] += elapsed
-
-        return wrapped
-
-
-def make_clips(folder: Path, n: int, seconds: float, seed: int = 0) -> list[Path]:
-    from tgsr.audio import save_audio
-
-    rng = np.random.default_rng(seed)
-    paths = []
-    t = np.arange(int(16000 * seconds)) / 16000
-    for i in range(n):
-        audio = 0.2 * np.sin(2 * np.pi * rng.uniform(150, 3000) * t) + 0.01 * rng.standard_normal(t.size)
-        p = folder / f"clip{i}.wav"
-        save_audio(p, audio.astype(np.float32))
-        paths.append(p)
-    return paths
+def bench_phases(step) -> dict:
+    """This table's phases from the trainer's own profile of one step (``tgsr.train.profiling``)."""
+    ph = step.phases
+    row = {"features": ph.get("features", 0.0), "encoder": ph.get("encoder", 0.0),
+           "generate": ph.get("generation", 0.0), "score": ph.get("rewards", 0.0),
+           "logprobs": sum(ph.get(k, 0.0) for k in ("old_logprobs", "ref_logprobs", "logprob_check")),
+           "loss_fwd": ph.get("loss_forward", 0.0)}
+    row["backward"] = step.step_s - sum(row.values())  # backward, optimiser and the rest of the step
+    row["total"] = step.step_s
+    return row
 
 
 def stock_featurizer(lm):
@@ -118,12 +90,12 @@ MODES = {  # name -> (feature cache, featuriser, encoder cache)
 def run_mode(model_dir: Path, rows: list[dict], out: Path, *, mode: str, freeze_encoder: bool, steps: int,
              new_tokens: int) -> tuple[list[dict], int, int]:
     from datasets import Dataset
-    from transformers import TrainerCallback
 
     from tgsr.rewards import build_reward_funcs
     from tgsr.train.common import audio_encoder_modules, freeze, load_audio_lm
     from tgsr.train.config import load_config
     from tgsr.train.grpo import AudioGRPOTrainer
+    from tgsr.train.profiling import PhaseProfiler
 
     feature_cache, featuriser, encoder_cache = MODES[mode]
     args, tg = load_config("grpo", None, [], extra={
@@ -138,43 +110,16 @@ def run_mode(model_dir: Path, rows: list[dict], out: Path, *, mode: str, freeze_
     funcs, weights = build_reward_funcs(tg.rewards)
     args.reward_weights = weights
     trainer = AudioGRPOTrainer(lm, funcs, args, Dataset.from_list(rows), ref_model=str(model_dir),
-                               feature_cache=feature_cache, logprob_check_steps=0, encoder_cache=encoder_cache)
+                               feature_cache=feature_cache, logprob_check_steps=0, encoder_cache=encoder_cache,
+                               featurize=stock_featurizer(lm) if featuriser == "stock" else None)
     if freeze_encoder and trainer.ref_model is not None:
         trainer.ref_model.requires_grad_(False)  # as the trainer does with encoder caching on
-    if featuriser == "stock":
-        trainer.feature_cache._featurize_one = stock_featurizer(lm)
-
-    timer = PhaseTimer()
-    fc = trainer.feature_cache
-    fc.get = timer.wrap("features", fc.get)  # reading the file + log-mel (a dict lookup on a cache hit)
-    towers = {id(t): t for m in (trainer.model, trainer.ref_model) if m is not None
-              for _, t in audio_encoder_modules(m)}
-    for tower in towers.values():  # the memo's forward where it is installed, the plain one elsewhere
-        tower.forward = timer.wrap("encoder", tower.forward)
-    trainer._generate_single_turn = timer.wrap("generate", trainer._generate_single_turn)
-    trainer._calculate_rewards = timer.wrap("score", trainer._calculate_rewards)
-    trainer._get_per_token_logps_and_entropies = timer.wrap(
-        lambda: "logprobs" if not torch.is_grad_enabled() else "loss_fwd", trainer._get_per_token_logps_and_entropies)
-
-    per_step: list[dict] = []
-
-    class StepClock(TrainerCallback):
-        def on_step_begin(self, a, state, control, **kw):
-            timer.totals.clear()
-            self.t0 = _clock()
-
-        def on_step_end(self, a, state, control, **kw):
-            total = _clock() - self.t0
-            row = {p: timer.totals.get(p, 0.0) for p in PHASES[:-1]}
-            row["backward"] = total - sum(row.values())
-            row["total"] = total
-            per_step.append(row)
-
-    trainer.add_callback(StepClock())
+    prof = trainer.profile(PhaseProfiler(clock=time.process_time))
     trainer.train()
+    fc = trainer.feature_cache
     encodes = sum(c.misses for c in trainer.encoder_caches)
     # the first step pays one-off costs (allocations, first featurisations)
-    return per_step[1:], fc.misses, encodes
+    return [bench_phases(st) for st in prof.steps[1:]], fc.misses, encodes
 
 
 def main() -> int:
@@ -196,6 +141,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
+    from tgsr.data.signals import write_speechlike_clips
     from tgsr.models import load_model
     from tgsr.models.tiny import build_tiny
     from tgsr.prompts import reasoning_question, user_messages
@@ -207,7 +153,7 @@ def main() -> int:
         model_dir = build_tiny(args.family, args.size, tmp / "model", seed=0, hop_length=args.hop)
         # A fresh clip for every prompt of every step, as within an epoch: the cached modes pay one
         # featurisation (and one encoder run) per clip and step, never a free ride on an earlier step.
-        clips = make_clips(tmp, 8 * (args.steps + 1), args.seconds)
+        clips = write_speechlike_clips(tmp / "clips", 8 * (args.steps + 1), args.seconds)
         rows = [{"id": f"q{i}", "audio": str(p), "answer": "a", "choices": ["high", "low"],
                  "prompt": user_messages(reasoning_question("Is the tone high or low?", ["high", "low"]))}
                 for i, p in enumerate(clips)]

@@ -67,10 +67,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import functools
 import gc
 import json
-import math
 import os
 import platform
 import statistics
@@ -78,8 +76,26 @@ import sys
 import tempfile
 import time
 import traceback
-from collections import defaultdict
 from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from transformers import TrainerCallback  # noqa: E402
+
+from tgsr.data.signals import write_speechlike_clips  # noqa: E402
+from tgsr.train.common import audio_encoder_modules  # noqa: E402
+from tgsr.train.cost_model import (  # noqa: E402
+    GiB,
+    full_finetune_bytes,
+    measure_ceilings,
+    model_shape,
+    optimizer_bytes,
+    step_floors,
+)
+from tgsr.train.profiling import PhaseProfiler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "recipes" / "qwen2.5-omni-7b" / "thinker_config.json"
@@ -87,17 +103,12 @@ DEFAULT_RECIPE = REPO / "recipes" / "qwen2.5-omni-7b" / "grpo.yaml"
 # The paper's Stage-2 settings, used when no recipe is given (--recipe none).
 PAPER_GRPO = {"temperature": 0.8, "beta": 0.04, "learning_rate": 5e-6}
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 try:  # run from a checkout without installing tgsr (the device machine has a bare copy)
     import tgsr  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(REPO / "src"))
 
-GiB = 1024 ** 3
 
 # The tiny shape of --smoke: same classes and code path, sizes a CPU runs in seconds.
 SMOKE_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
@@ -222,74 +233,12 @@ class Clock:
         return time.perf_counter()
 
 
-def _event_median(fn, reps: int, warmup: int, device) -> float:
-    """Median seconds of ``fn`` over ``reps`` runs after ``warmup`` runs (CUDA events on a GPU)."""
-    import torch
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        for _ in range(reps):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b) / 1000)
-    else:
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def measure_ceilings(device, copy_gib: float, matmul_n: int, dtype) -> dict:
-    """Copy bandwidth (read + written bytes / s) and matmul rate (FLOP/s) on random data."""
-    import torch
-
-    g = torch.Generator(device=device).manual_seed(1234)
-    n = int(copy_gib * GiB) // 2
-    # Two source buffers, alternated, so no run re-reads what the last one left in cache.
-    srcs = [torch.randn(n, device=device, dtype=torch.bfloat16, generator=g) for _ in range(2)]
-    dst = torch.empty_like(srcs[0])
-    state = {"i": 0}
-
-    def copy_once():
-        state["i"] ^= 1
-        dst.copy_(srcs[state["i"]])
-
-    t_copy = _event_median(copy_once, reps=20, warmup=3, device=device)
-    assert torch.equal(dst, srcs[state["i"]]), "copy probe wrote wrong data"
-    copy_bw = 2 * n * 2 / t_copy
-    del srcs, dst
-    mm_dtype = dtype
-    a = torch.randn(matmul_n, matmul_n, device=device, dtype=mm_dtype, generator=g)
-    b = torch.randn(matmul_n, matmul_n, device=device, dtype=mm_dtype, generator=g)
-    out = torch.empty(matmul_n, matmul_n, device=device, dtype=mm_dtype)
-    t_mm = _event_median(lambda: torch.matmul(a, b, out=out), reps=10 if device.type == "cuda" else 3,
-                         warmup=3 if device.type == "cuda" else 1, device=device)
-    # correctness spot check of one row in float64 (bf16 operands: ~1e-2 relative at most)
-    ref = (a[:1].double() @ b.double())
-    rel = float((out[:1].double() - ref).norm() / ref.norm())
-    if not math.isfinite(rel) or rel > 5e-2:
-        raise RuntimeError(f"matmul probe is wrong: relative error {rel:.3g}")
-    flops = 2 * matmul_n ** 3 / t_mm
-    del a, b, out
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return {"copy_bytes_per_buffer": 2 * n, "copy_s": t_copy, "copy_bandwidth_Bps": copy_bw,
-            "matmul_n": matmul_n, "matmul_dtype": str(mm_dtype).replace("torch.", ""), "matmul_s": t_mm,
-            "matmul_flops": flops, "matmul_rel_error": rel}
-
-
 # ---------------------------------------------------------------------------- the model
 
 def thinker_config(path: str, tok, smoke: bool, text_layers: int | None):
-    """The thinker config from the JSON, token ids remapped to the offline tokenizer."""
-    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniThinkerConfig
+    """The thinker config from the JSON (optionally the smoke shape or fewer layers), token ids
+    set to the offline tokenizer's (``tgsr.models.tiny.omni_thinker_config``)."""
+    from tgsr.models.tiny import omni_thinker_config
 
     data = json.loads(Path(path).read_text())
     if smoke:
@@ -302,21 +251,7 @@ def thinker_config(path: str, tok, smoke: bool, text_layers: int | None):
     hidden = data["text_config"]["hidden_size"]
     data["audio_config"]["output_dim"] = hidden
     data["vision_config"]["out_hidden_size"] = hidden
-    ids = tok.convert_tokens_to_ids
-    remap = {"audio_token_index": "<|AUDIO|>", "image_token_index": "<|IMAGE|>", "video_token_index": "<|VIDEO|>",
-             "audio_start_token_id": "<|audio_bos|>", "audio_end_token_id": "<|audio_eos|>",
-             "vision_start_token_id": "<|vision_bos|>", "vision_end_token_id": "<|vision_eos|>",
-             "user_token_id": "<|im_start|>"}
-    original_ids = {k: data.get(k) for k in remap}
-    for key, token in remap.items():
-        data[key] = ids(token)
-    data["pad_token_id"] = tok.pad_token_id
-    text = data["text_config"]
-    text.update(pad_token_id=tok.pad_token_id, eos_token_id=ids("<|im_end|>"), bos_token_id=None)
-    if text["vocab_size"] < len(tok):
-        raise ValueError(f"vocab_size {text['vocab_size']} < tokenizer size {len(tok)}")
-    cfg = Qwen2_5OmniThinkerConfig(**data)
-    return cfg, original_ids
+    return omni_thinker_config(data, tok)
 
 
 def build_audio_lm(args, device, dtype, folder: Path):
@@ -353,58 +288,7 @@ def build_audio_lm(args, device, dtype, folder: Path):
     return lm, original_ids
 
 
-def _module(model, suffix: str):
-    for name, m in model.named_modules():
-        if name == suffix or name.endswith("." + suffix):
-            return m
-    raise KeyError(suffix)
-
-
-def model_shape(model) -> dict:
-    """Parameter counts and attention shapes that the floors need (from the unwrapped model)."""
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    text = _module(model, "language_model")
-    cfg = model.config.text_config
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    return {
-        "total_params": count(model), "text_params": count(text),
-        "text_embedding_params": count(text.embed_tokens), "lm_head_params": count(model.lm_head),
-        "text_layer_params": count(text) - count(text.embed_tokens),
-        "audio_params": count(_module(model, "audio_tower")), "vision_params": count(_module(model, "visual")),
-        "layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "heads": cfg.num_attention_heads,
-        "kv_heads": cfg.num_key_value_heads, "head_dim": head_dim, "ffn": cfg.intermediate_size,
-        "vocab": cfg.vocab_size,
-        "audio_layers": model.config.audio_config.encoder_layers, "audio_d_model": model.config.audio_config.d_model,
-        "audio_heads": model.config.audio_config.encoder_attention_heads,
-        "audio_ffn": model.config.audio_config.encoder_ffn_dim, "mel_bins": model.config.audio_config.num_mel_bins,
-    }
-
-
 # ---------------------------------------------------------------------------- data
-
-def write_clips(folder: Path, n: int, seconds: float, seed: int) -> list[str]:
-    """``n`` distinct speech-like clips (voiced harmonics with a moving pitch, syllable-rate
-    envelope, noise): never silence, so nothing is timed on zeros."""
-    import numpy as np
-
-    from tgsr.audio import save_audio
-
-    rng = np.random.default_rng(seed)
-    sr = 16000
-    t = np.arange(int(seconds * sr)) / sr
-    paths = []
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        f0 = rng.uniform(90, 240) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.2, 1.0) * t))
-        phase = 2 * np.pi * np.cumsum(f0) / sr
-        voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
-        envelope = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t + rng.uniform(0, 6)), 0, None)
-        audio = 0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)
-        path = folder / f"clip_{i:04d}.wav"
-        save_audio(path, audio.astype(np.float32))
-        paths.append(str(path))
-    return paths
-
 
 def varied_reward(completions, completion_ids=None, **columns) -> list[float]:
     """Benchmark only: a deterministic value in [0, 1) per completion, from its token ids."""
@@ -427,273 +311,37 @@ def grpo_rows(paths: list[str]) -> list[dict]:
             for i, p in enumerate(paths)]
 
 
-# ---------------------------------------------------------------------------- phase recording
-
-class StepRecorder:
-    """Per optimiser step: seconds per phase, token counts, peak memory."""
-
-    def __init__(self, clock: Clock, device):
-        self.clock = clock
-        self.device = device
-        self.steps: list[dict] = []
-        self.cur: dict | None = None
-        self.in_check = False
-        self.nograd_calls = 0
-        self.t_last_training_step = None
-        self.t_pre_opt = None
-        self.inject_oom = False
-        self.stopped_early = False
-
-    def _peak_reset(self):
-        import torch
-
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-
-    def _peak(self) -> float:
-        import torch
-
-        return torch.cuda.max_memory_allocated() / GiB if self.device.type == "cuda" else 0.0
-
-    def add(self, name: str, seconds: float):
-        if self.cur is not None:
-            self.cur["phases"][name] += seconds
-
-    def begin_step(self):
-        self.cur = {"phases": defaultdict(float), "peaks_gib": {}, "t0": self.clock.now(), "generations": []}
-
-    def end_step(self):
-        if self.cur is None:
-            return
-        t = self.clock.now()
-        cur = self.cur
-        if self.t_last_training_step is not None:
-            cur["phases"]["optimizer"] += t - self.t_last_training_step
-        cur["step_s"] = t - cur.pop("t0")
-        cur["phases"] = dict(cur["phases"])
-        self.steps.append(cur)
-        self.cur = None
-        self.t_last_training_step = None
-
-    @contextlib.contextmanager
-    def phase(self, name: str, peak: bool = False):
-        if peak:
-            self._peak_reset()
-        t0 = self.clock.now()
-        try:
-            yield
-        finally:
-            self.add(name, self.clock.now() - t0)
-            if peak and self.cur is not None:
-                self.cur["peaks_gib"][name] = max(self.cur["peaks_gib"].get(name, 0.0), self._peak())
-
-
-def instrument(trainer, rec: StepRecorder, *, old_expected: bool, beta: float, untimed_steps: int,
-               deadline: float | None):
-    """Wrap the trainer's own methods on the instance; the class code calls them through ``self``."""
-    import torch
-    from transformers import TrainerCallback
-
-    def wrap(obj, attr, make):
-        original = getattr(obj, attr)
-        setattr(obj, attr, functools.wraps(original)(make(original)))
-
-    def featurize(orig):
-        def f(*a, **k):
-            with rec.phase("features"):
-                return orig(*a, **k)
-        return f
-
-    wrap(trainer.feature_cache, "_featurize_one", featurize)
-
-    def generate(orig):
-        def f(prompt_ids, *a, **k):
-            rec.nograd_calls = 0
-            if rec.inject_oom:
-                rec.inject_oom = False
-                raise torch.OutOfMemoryError("injected out-of-memory error (--inject-oom)")
-            with rec.phase("generation", peak=True):
-                ids, logprobs = orig(prompt_ids, *a, **k)
-            if rec.cur is not None:
-                rec.cur["generations"].append({"prompt_tokens": [len(p) for p in prompt_ids],
-                                               "completion_tokens": [len(c) for c in ids]})
-            return ids, logprobs
-        return f
-
-    wrap(trainer, "_generate_single_turn", generate)
-
-    def logps(orig):
-        def f(model, *a, **k):
-            if torch.is_grad_enabled():  # the loss forward: timed as a whole by compute_loss
-                return orig(model, *a, **k)
-            if rec.in_check:
-                name = "logprob_check"
-            elif trainer.ref_model is not None and model is trainer.ref_model:
-                name = "ref_logprobs"
-            else:
-                # TRL's order inside a generation batch: the old-policy pass (when it runs), then the reference
-                name = "old_logprobs" if (old_expected and rec.nograd_calls == 0) else "ref_logprobs"
-                rec.nograd_calls += 1
-            with rec.phase(name, peak=True):
-                return orig(model, *a, **k)
-        return f
-
-    wrap(trainer, "_get_per_token_logps_and_entropies", logps)
-
-    def check(orig):
-        def f(*a, **k):
-            rec.in_check = True
-            try:
-                with rec.phase("logprob_check_total"):
-                    return orig(*a, **k)
-            finally:
-                rec.in_check = False
-        return f
-
-    wrap(trainer, "_check_logprobs", check)
-    wrap(trainer, "_prepare_inputs", lambda orig: _timed(rec, "prepare_inputs", orig))
-
-    def loss(orig):
-        def f(*a, **k):
-            with rec.phase("loss_forward"):
-                return orig(*a, **k)
-        return f
-
-    wrap(trainer, "compute_loss", loss)
-
-    def training_step(orig):
-        def f(*a, **k):
-            rec._peak_reset()
-            t0 = rec.clock.now()
-            out = orig(*a, **k)
-            t1 = rec.clock.now()
-            rec.add("training_step", t1 - t0)
-            rec.t_last_training_step = t1
-            if rec.cur is not None:
-                rec.cur["peaks_gib"]["loss_fwd_bwd"] = max(rec.cur["peaks_gib"].get("loss_fwd_bwd", 0.0),
-                                                           rec._peak())
-            return out
-        return f
-
-    wrap(trainer, "training_step", training_step)
-
-    class Boundaries(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            rec.begin_step()
-
-        def on_pre_optimizer_step(self, args, state, control, **kw):
-            rec.t_pre_opt = rec.clock.now()
-
-        def on_optimizer_step(self, args, state, control, **kw):
-            if rec.t_pre_opt is not None:
-                rec.add("adamw_step", rec.clock.now() - rec.t_pre_opt)
-
-        def on_step_end(self, args, state, control, **kw):
-            rec.end_step()
-            done = len(rec.steps)
-            per = trainer.num_iterations
-            if (deadline is not None and done > untimed_steps and done % per == 0
-                    and time.perf_counter() + per * rec.steps[-1]["step_s"] > deadline):
-                rec.stopped_early = True
-                control.should_training_stop = True
-
-    trainer.add_callback(Boundaries())
-
-
-def _timed(rec, name, orig):
-    def f(*a, **k):
-        with rec.phase(name):
-            return orig(*a, **k)
-    return f
-
-
-def summarise_step(step: dict) -> dict:
-    """Exclusive phase times of one optimiser step."""
-    ph = step["phases"]
-    g = lambda k: ph.get(k, 0.0)  # noqa: E731
-    check = g("logprob_check_total")
-    passes = g("features") + g("generation") + g("old_logprobs") + g("ref_logprobs") + check
-    prepare_other = g("prepare_inputs") - passes
-    loss_bwd = g("training_step") - g("prepare_inputs") - g("loss_forward")
-    return {"features": g("features"), "generation": g("generation"), "old_logprobs": g("old_logprobs"),
-            "ref_logprobs": g("ref_logprobs"), "logprob_check": check, "loss_forward": g("loss_forward"),
-            "loss_backward": loss_bwd, "loss_fwd_bwd": g("loss_forward") + loss_bwd,
-            "optimizer": g("optimizer"), "adamw_step": g("adamw_step"), "other": max(prepare_other, 0.0),
-            "step": step["step_s"]}
-
-
-# ---------------------------------------------------------------------------- floors
-
-def floors(shape: dict, gens: list[dict], ceilings: dict, *, elt_bytes: int, lora: bool, grad_ckpt: bool,
-           audio_frames_per_row: int, trainable_audio: bool, lora_params: int, opt_bytes: float | None) -> dict:
-    """Lower bounds on each phase from the measured ceilings (see the module docstring)."""
-    bw, rate = ceilings["copy_bandwidth_Bps"], ceilings["matmul_flops"]
-    P = [p for g in gens for p in g["prompt_tokens"]]
-    C = [c for g in gens for c in g["completion_tokens"]]
-    S = [p + c for p, c in zip(P, C)]
-    n_new = max(C) if C else 0
-    L, d_attn = shape["layers"], shape["heads"] * shape["head_dim"]
-    n_lin, n_head, n_audio = shape["text_layer_params"], shape["lm_head_params"], shape["audio_params"]
-    rows = len(P)
-    audio_rows_frames = rows * audio_frames_per_row
-    # generation
-    decoded_weights = (n_lin + n_head + lora_params) * elt_bytes
-    kv_per_token = L * 2 * shape["kv_heads"] * shape["head_dim"] * elt_bytes
-    kv_bytes = kv_per_token * sum(n_new * p + n_new * (n_new - 1) / 2 for p in P)
-    prefill_flops = 2 * n_lin * sum(P) + 2 * L * d_attn * sum(p * p for p in P) + 2 * n_audio * audio_rows_frames
-    gen_weights_floor = n_new * decoded_weights / bw
-    gen_full_floor = gen_weights_floor + kv_bytes / bw + prefill_flops / rate
-    # one forward over prompt + completion (log-prob passes; the loss forward)
-    lin = 2 * n_lin * sum(S)
-    head = 2 * n_head * sum(C)
-    attn = 2 * L * d_attn * sum(s * s for s in S)
-    audio = 2 * n_audio * audio_rows_frames
-    fwd = lin + head + attn + audio
-    # backward: trained weights 2x forward (input and weight gradients), frozen layers that the
-    # gradient crosses 1x, attention 2x; the audio tower sits below everything, so when it is
-    # frozen no gradient enters it. Checkpointing recomputes the checkpointed layers' forward.
-    w = 1 if lora else 2
-    bwd = w * (lin + head) + 2 * attn + (2 * audio if trainable_audio else 0)
-    recompute = (lin + attn + (audio if trainable_audio else 0)) if grad_ckpt else 0
-    out = {
-        "decoded_weight_bytes": decoded_weights, "kv_bytes_read": kv_bytes, "prefill_flops": prefill_flops,
-        "generation_floor_s": gen_weights_floor, "generation_floor_with_kv_prefill_s": gen_full_floor,
-        "logprob_pass_flops": fwd, "logprob_pass_floor_s": fwd / rate,
-        "loss_fwd_bwd_flops": fwd + bwd + recompute, "loss_fwd_bwd_floor_s": (fwd + bwd + recompute) / rate,
-        "loss_fwd_bwd_floor_no_recompute_s": (fwd + bwd) / rate,
-        "rows": rows, "prompt_tokens_mean": statistics.mean(P) if P else 0, "new_tokens": n_new,
-        "completion_tokens_total": sum(C), "sequence_tokens_total": sum(S),
-    }
-    if opt_bytes is not None:
-        out["optimizer_bytes"] = opt_bytes
-        out["optimizer_floor_s"] = opt_bytes / bw
-    return out
-
-
-def optimizer_bytes(optimizer) -> float | None:
-    """Bytes one AdamW step must move: read param, grad and states; write param and states."""
-    try:
-        total = 0
-        for group in optimizer.param_groups:
-            for prm in group["params"]:
-                if prm.grad is None and not optimizer.state.get(prm):
-                    continue
-                b = prm.numel() * prm.element_size()
-                total += 2 * b + b  # param read + write, grad read (grad dtype = param dtype here)
-                for v in optimizer.state.get(prm, {}).values():
-                    if hasattr(v, "numel") and v.numel() == prm.numel():
-                        total += 2 * v.numel() * v.element_size()
-        return float(total)
-    except Exception:  # an optimiser wrapper without plain state: no floor
-        return None
-
-
 # ---------------------------------------------------------------------------- one attempt
 
-def estimate_full_bytes(shape: dict, elt_bytes: int, adam_state_bytes: int) -> float:
-    """Full fine-tuning memory before activations: policy + reference copy + grads + AdamW states."""
-    trainable = shape["total_params"] - shape["vision_params"]
-    return (2 * shape["total_params"] * elt_bytes + trainable * (elt_bytes + adam_state_bytes))
+def with_totals(seconds: dict) -> dict:
+    """The profiler's phases plus the two sums the report shows."""
+    return {**seconds, "loss_fwd_bwd": seconds["loss_forward"] + seconds["backward"]}
+
+
+class RunControl(TrainerCallback):
+    """Benchmark control only: an injected out-of-memory error (tests the fallback ladder) and
+    stopping early when the next generation cycle would pass ``--time-budget``."""
+
+    def __init__(self, profiler: PhaseProfiler, *, inject_oom: bool, per_cycle: int, untimed_steps: int,
+                 deadline: float | None):
+        self.profiler, self.inject_oom, self.per_cycle = profiler, inject_oom, per_cycle
+        self.untimed_steps, self.deadline = untimed_steps, deadline
+        self.stopped_early = False
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.inject_oom:
+            import torch
+
+            self.inject_oom = False
+            raise torch.OutOfMemoryError("injected out-of-memory error (--inject-oom)")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        steps = self.profiler.steps
+        done = len(steps)
+        if (self.deadline is not None and done > self.untimed_steps and done % self.per_cycle == 0
+                and time.perf_counter() + self.per_cycle * steps[-1].step_s > self.deadline):
+            self.stopped_early = True
+            control.should_training_stop = True
 
 
 def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceilings: dict, log,
@@ -747,7 +395,7 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
     trainer_args.reward_weights = weights
     n_clips = args.prompts * total_steps  # a fresh clip per prompt per step: a cold feature cache, as in an epoch
     with clock_phase(clock) as t_data:
-        paths = write_clips(work / "audio", n_clips, args.audio_seconds, args.seed)
+        paths = write_speechlike_clips(work / "audio", n_clips, args.audio_seconds, args.seed)
     log(f"wrote {n_clips} clips of {args.audio_seconds:g} s in {t_data():.1f} s")
     policy = lm.model
     # The reference policy of a full fine-tune: random weights have no checkpoint folder, so the
@@ -761,14 +409,14 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
     generate_every = trainer.args.steps_per_generation * trainer.num_iterations
     old_expected = trainer.args.gradient_accumulation_steps % generate_every != 0
     ckpt = bool(getattr(trainer.args, "activation_checkpointing", None) or trainer.args.gradient_checkpointing)
-    rec = StepRecorder(clock, device)
-    rec.inject_oom = plan.get("inject_oom", False)
-    instrument(trainer, rec, old_expected=old_expected, beta=trainer.beta,
-               untimed_steps=args.warmup * trainer.num_iterations, deadline=args.deadline)
+    prof = trainer.profile(PhaseProfiler(device))
+    control = RunControl(prof, inject_oom=plan.get("inject_oom", False), per_cycle=trainer.num_iterations,
+                         untimed_steps=args.warmup * trainer.num_iterations, deadline=args.deadline)
+    trainer.add_callback(control)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     lora_params = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
-    trainable_audio = any(p.requires_grad for p in _module(trainer.accelerator.unwrap_model(trainer.model),
-                                                           "audio_tower").parameters())
+    trainable_audio = any(p.requires_grad for _, tower in audio_encoder_modules(
+        trainer.accelerator.unwrap_model(trainer.model)) for p in tower.parameters())
     log(f"variant {variant}: {VARIANTS[variant]['what']}")
     log(f"trainer: mode={plan['mode']} micro_batch={micro} grad_accum={ga} steps_per_generation="
         f"{trainer.args.steps_per_generation} num_iterations={trainer.num_iterations} old_pass={old_expected} "
@@ -783,25 +431,25 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
     # Group optimiser steps into generation cycles (one generation + num_iterations steps).
     cycles = []
     per = trainer.num_iterations
-    for i in range(0, len(rec.steps) - len(rec.steps) % per, per):
-        group = [summarise_step(s) for s in rec.steps[i:i + per]]
+    for i in range(0, len(prof.steps) - len(prof.steps) % per, per):
+        group = [with_totals(st.seconds()) for st in prof.steps[i:i + per]]
         merged = {k: sum(g[k] for g in group) for k in group[0]}
-        gens = [g for s in rec.steps[i:i + per] for g in s["generations"]]
+        gens = [g for st in prof.steps[i:i + per] for g in st.generations]
         peaks = {}
-        for s in rec.steps[i:i + per]:
-            for k, v in s["peaks_gib"].items():
+        for st in prof.steps[i:i + per]:
+            for k, v in st.peaks_gib.items():
                 peaks[k] = max(peaks.get(k, 0.0), v)
         cycles.append({"phases": merged, "generations": gens, "peaks_gib": peaks})
     timed = cycles[args.warmup:]
     if not timed:
-        raise RuntimeError(f"no timed steps recorded ({len(rec.steps)} optimiser steps seen)")
+        raise RuntimeError(f"no timed steps recorded ({len(prof.steps)} optimiser steps seen)")
     med = {k: statistics.median(c["phases"][k] for c in timed) for k in timed[0]["phases"]}
     spread = {k: (min(c["phases"][k] for c in timed), max(c["phases"][k] for c in timed)) for k in med}
     gens = timed[0]["generations"]
     comp = [c for g in gens for c in g["completion_tokens"]]
     eos_ignored = bool(comp) and all(c == args.new_tokens for c in comp)
     audio_frames = int(round(args.audio_seconds * 16000 / 160)) // 2  # encoder frames after the stride-2 conv
-    fl = floors(shape, gens, ceilings, elt_bytes=torch.finfo(dtype).bits // 8, lora=lora,
+    fl = step_floors(shape, gens, ceilings, elt_bytes=torch.finfo(dtype).bits // 8, lora=lora,
                 grad_ckpt=ckpt, audio_frames_per_row=audio_frames,
                 trainable_audio=trainable_audio, lora_params=lora_params, opt_bytes=opt_bytes)
     checks = list(trainer.logprob_checks)
@@ -821,7 +469,7 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         "lora_params": lora_params, "trainable_audio_encoder": trainable_audio, "params_summary": params,
         "shape": shape, "config_token_ids_remapped_from": original_ids, "eos_ignored": eos_ignored,
         "median_s": med, "min_max_s": spread, "per_cycle": [c["phases"] for c in cycles],
-        "peaks_gib": timed[-1]["peaks_gib"], "timed_steps": len(timed), "stopped_early": rec.stopped_early,
+        "peaks_gib": timed[-1]["peaks_gib"], "timed_steps": len(timed), "stopped_early": control.stopped_early,
         "floors": fl, "logprob_checks": checks, "train_s": train_s,
         "feature_cache": trainer.feature_cache.stats(),
         "tokens_per_s_generation": fl["completion_tokens_total"] / med["generation"] if med["generation"] else None,
@@ -923,13 +571,13 @@ def table(res: dict, ceilings: dict, env: dict, args) -> str:
                      "policy log-probs (--num-iterations 2 runs it)")
     row("ref log-probs", med["ref_logprobs"], fl["logprob_pass_floor_s"], "forward FLOPs / matmul rate")
     row("loss forward", med["loss_forward"], None, "")
-    row("loss backward", med["loss_backward"], None, "")
+    row("loss backward", med["backward"], None, "")
     row("loss fwd+bwd", med["loss_fwd_bwd"], fl["loss_fwd_bwd_floor_s"],
         f"{fl['loss_fwd_bwd_flops'] / 1e12:.3g} TFLOP / matmul rate"
         + (" (incl. ckpt recompute)" if res["grad_ckpt"] else ""))
-    row("optimizer", med["optimizer"], fl.get("optimizer_floor_s"),
-        f"clip+AdamW+zero_grad; AdamW alone {med['adamw_step']:.3f} s; bytes / copy bw")
-    row("other (tokenize, reward)", med["other"], None, "")
+    row("optimizer (AdamW)", med["optimizer"], fl.get("optimizer_floor_s"), "bytes moved / copy bw")
+    row("rewards", med["rewards"], None, "")
+    row("other", med["other"], None, "clipping, scheduler, zero_grad, tokenising, logging")
     if med.get("logprob_check"):
         row("logprob check", med["logprob_check"], None, "tgsr audio guard")
     peak = max(res["peaks_gib"].values(), default=0.0)
@@ -1043,13 +691,14 @@ def main(argv=None) -> int:
 
     estimate = total_mem = None
     if device.type == "cuda":
-        from tgsr.models.tiny import build_tokenizer
         from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+        from tgsr.models.tiny import build_tokenizer
 
         cfg, _ = thinker_config(args.config, build_tokenizer("qwen2.5-omni"), args.smoke, args.text_layers)
         with torch.device("meta"):
             meta_shape = model_shape(Qwen2_5OmniThinkerForConditionalGeneration._from_config(cfg))
-        estimate = estimate_full_bytes(meta_shape, 2, 4)
+        estimate = full_finetune_bytes(meta_shape, 2, 4)
         total_mem = torch.cuda.get_device_properties(device).total_memory
     ladder = plans_for(args, estimate, total_mem)
     attempts, variants = [], {}

@@ -158,13 +158,39 @@ def _text_kwargs(sz: TinySize, tok) -> dict:
     )
 
 
+# Qwen2.5-Omni thinker config keys that hold a special token's id, and the token
+OMNI_SPECIAL_TOKENS = {
+    "audio_token_index": "<|AUDIO|>", "image_token_index": "<|IMAGE|>", "video_token_index": "<|VIDEO|>",
+    "audio_start_token_id": "<|audio_bos|>", "audio_end_token_id": "<|audio_eos|>",
+    "vision_start_token_id": "<|vision_bos|>", "vision_end_token_id": "<|vision_eos|>",
+    "user_token_id": "<|im_start|>",
+}
+
+
+def omni_thinker_config(data: dict, tok):
+    """A ``Qwen2_5OmniThinkerConfig`` from a config dict (any size, e.g. the 7B's shapes), with its
+    special-token ids, padding and end of turn set to ``tok``'s; also the ids it had before."""
+    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniThinkerConfig
+
+    data = {**data, "text_config": dict(data.get("text_config") or {})}
+    original = {k: data.get(k) for k in OMNI_SPECIAL_TOKENS}
+    for key, token in OMNI_SPECIAL_TOKENS.items():
+        data[key] = tok.convert_tokens_to_ids(token)
+    data["pad_token_id"] = tok.pad_token_id
+    text = data["text_config"]
+    text.update(pad_token_id=tok.pad_token_id, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+                bos_token_id=None)
+    if text.get("vocab_size", len(tok)) < len(tok):
+        raise ValueError(f"vocab_size {text['vocab_size']} < tokenizer size {len(tok)}")
+    return Qwen2_5OmniThinkerConfig(**data), original
+
+
 def _omni_config(sz: TinySize, tok, hop: int):
     from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import (
-        Qwen2_5OmniAudioEncoderConfig, Qwen2_5OmniTextConfig, Qwen2_5OmniThinkerConfig,
+        Qwen2_5OmniAudioEncoderConfig, Qwen2_5OmniTextConfig,
         Qwen2_5OmniVisionEncoderConfig,
     )
 
-    ids = tok.convert_tokens_to_ids
     frames_per_chunk = CHUNK_SECONDS * 16000 // hop
     head_dim = sz.text_hidden // sz.text_heads
     half = head_dim // 2  # mrope_section must sum to head_dim / 2
@@ -180,13 +206,8 @@ def _omni_config(sz: TinySize, tok, hop: int):
     )
     vision = Qwen2_5OmniVisionEncoderConfig(depth=1, hidden_size=16, intermediate_size=32, num_heads=2,
                                             out_hidden_size=sz.text_hidden, fullatt_block_indexes=[0])
-    return Qwen2_5OmniThinkerConfig(
-        audio_config=audio, vision_config=vision, text_config=text,
-        audio_token_index=ids("<|AUDIO|>"), image_token_index=ids("<|IMAGE|>"), video_token_index=ids("<|VIDEO|>"),
-        audio_start_token_id=ids("<|audio_bos|>"), audio_end_token_id=ids("<|audio_eos|>"),
-        vision_start_token_id=ids("<|vision_bos|>"), vision_end_token_id=ids("<|vision_eos|>"),
-        user_token_id=ids("<|im_start|>"), pad_token_id=tok.pad_token_id,
-    )
+    return omni_thinker_config({"audio_config": audio.to_dict(), "vision_config": vision.to_dict(),
+                                "text_config": text.to_dict()}, tok)[0]
 
 
 def _qwen2_audio_config(sz: TinySize, tok, hop: int):

@@ -26,6 +26,9 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "trl.trainer.grpo_trainer:GRPOTrainer._get_per_token_logps_and_entropies": (
         "self", "model", "input_ids", "attention_mask", "logits_to_keep", "batch_size", "compute_entropy",
         "compute_aux_loss"),
+    "trl.trainer.grpo_trainer:GRPOTrainer._calculate_rewards": ("self", "inputs", "prompts", "completions",
+                                                                "completion_ids_list"),
+    "trl.trainer.grpo_trainer:GRPOTrainer.training_step": ("self", "model", "inputs", "num_items_in_batch"),
     "trl.trainer.grpo_trainer:GRPOTrainer.compute_loss": ("self", "model", "inputs", "return_outputs",
                                                           "num_items_in_batch"),
     "trl.trainer.grpo_trainer:create_model_from_path": ("model_id", "architecture"),

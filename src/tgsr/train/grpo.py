@@ -50,12 +50,13 @@ from ..errors import TgsrError
 from .audio_guard import judge, swap_permutation
 from .framework_check import check_hooks
 from .checkpoints import AtomicCheckpointMixin
-from .common import SaveProcessingMixin
+from .common import SaveProcessingMixin, audio_encoder_modules
 from .distributed import ShardedCpuMixin
 from .datasets import clean_conversation
 from .encoder_cache import install_encoder_caches
 from .features import FeatureCache
 from .lora_merge import merge_policy, merged_lora
+from .profiling import PhaseProfiler
 
 log = logging.getLogger(__name__)
 check_hooks()  # the private TRL / Trainer hooks overridden below: fail here, not deep inside train()
@@ -163,13 +164,18 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
                  ref_model: str | torch.nn.Module | None = None, peft_config=None, callbacks=None, feature_cache: bool = True,
                  feature_cache_size: int = 4096, logprob_check_steps: int = 1,
                  logprob_check_tol: float | None = None, encoder_cache: bool = True,
-                 merge_lora_for_generation: bool | str = "auto"):
+                 merge_lora_for_generation: bool | str = "auto", featurize=None):
         if args.use_vllm or args.use_transformers_continuous_batching:
             raise TgsrError("AudioGRPOTrainer generates with transformers `generate`; vLLM and continuous "
                             "batching do not take tgsr's audio features")
         self.audio_lm = audio_lm
-        self.feature_cache = FeatureCache(audio_lm.featurize_one, enabled=feature_cache,
+        self.profiler: PhaseProfiler | None = None  # set by ``profile``
+        # ``featurize``: another per-clip featuriser (a benchmark's stock-processor baseline)
+        self._featurize = featurize or audio_lm.featurize_one
+        self.feature_cache = FeatureCache(self._timed_featurize, enabled=feature_cache,
                                           max_clips=feature_cache_size)
+        self._in_logprob_check = False
+        self._nograd_passes = 0
         self.logprob_check_steps = int(logprob_check_steps)
         self.logprob_check_tol = logprob_check_tol
         self.logprob_checks: list[dict[str, float]] = []
@@ -210,6 +216,46 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
         if self.ref_model is not None and encoder_cache:
             self.ref_model.requires_grad_(False)
         self.encoder_caches = install_encoder_caches([self.model, self.ref_model]) if encoder_cache else []
+
+    # ------------------------------------------------------------------ profiling
+    def profile(self, profiler: PhaseProfiler) -> PhaseProfiler:
+        """Time this trainer's own passes per optimiser step (``tgsr.train.profiling``)."""
+        self.profiler = profiler
+        self.add_callback(profiler.callback())
+        towers = {id(t): t for m in (self.model, self.ref_model) if m is not None
+                  for _, t in audio_encoder_modules(m)}
+        for tower in towers.values():  # module hooks: they see the forwards that run, not memo hits
+            tower.register_forward_pre_hook(lambda *_: profiler.start("encoder"))
+            tower.register_forward_hook(lambda *_: profiler.stop("encoder"))
+        return profiler
+
+    def _phase(self, name: str, *, peak: bool = False):
+        return self.profiler.phase(name, peak=peak) if self.profiler is not None else contextlib.nullcontext()
+
+    def _timed_featurize(self, *args, **kwargs):
+        with self._phase("features"):
+            return self._featurize(*args, **kwargs)
+
+    def _logprob_phase(self, model) -> str:
+        """Which no-grad pass this is: the guard's, the reference's, or (first in a batch) the old policy's."""
+        if self._in_logprob_check:
+            return "logprob_check"
+        if self.ref_model is not None and model is self.ref_model:
+            return "ref_logprobs"
+        # TRL's order in a generation batch: the old-policy pass when it runs (generation and optimiser
+        # steps misaligned), then the reference (LoRA: the same model, adapter disabled)
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        old_runs = self.args.gradient_accumulation_steps % generate_every != 0
+        self._nograd_passes += 1
+        return "old_logprobs" if old_runs and self._nograd_passes == 1 else "ref_logprobs"
+
+    def training_step(self, model, inputs, num_items_in_batch):
+        with self._phase("backward", peak=True):  # exclusive: what nested phases leave is the backward
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        with self._phase("rewards"):
+            return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
 
     # ------------------------------------------------------------------ audio per row
     def _row(self, example: dict) -> _AudioRow:
@@ -277,6 +323,16 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
                               has_tool_images=False):
+        self._nograd_passes = 0
+        with self._phase("generation", peak=True):
+            ids_list, logprobs = self._sample(prompt_ids, multimodal_fields)
+        if self.profiler is not None:
+            self.profiler.note_generation([len(p) for p in prompt_ids], [len(c) for c in ids_list])
+        return ids_list, logprobs
+
+    def _sample(self, prompt_ids, multimodal_fields):
+        """Sampled completion ids per row (up to the first end token), with their sampling log-probs
+        when the audio guard records them."""
         device = self.accelerator.device
         pad_id = self._tokenizer.pad_token_id
         prompts = [torch.tensor(ids) for ids in prompt_ids]
@@ -331,6 +387,15 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
                                            **image_kwargs):
         if any(v is not None for v in image_kwargs.values()):
             raise TgsrError("AudioGRPOTrainer does not take image inputs")
+        if torch.is_grad_enabled():  # the loss forward: timed as a whole by compute_loss
+            return self._logps(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                               compute_aux_loss)
+        with self._phase(self._logprob_phase(model), peak=True):
+            return self._logps(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                               compute_aux_loss)
+
+    def _logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+               compute_aux_loss):
         rows = self._require_rows(input_ids.size(0))
         batch_size = batch_size or input_ids.size(0)
         all_logps, all_entropies, all_aux = [], [], []
@@ -360,8 +425,9 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
             raise TgsrError("internal: a training batch arrived without its audio rows")
         self._active_rows = rows
         try:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            with self._phase("loss_forward"):
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
         finally:
             self._active_rows = None
 
@@ -370,6 +436,14 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
     def _check_logprobs(self, output: dict, sampling: torch.Tensor) -> None:
         """The trainer's log-prob pass must reproduce the sampling log-probs (same audio, same tokens);
         in reduced precision it is also contrasted with swapped audio (``tgsr.train.audio_guard``)."""
+        self._in_logprob_check = True
+        try:
+            with self._phase("logprob_check"):
+                self._run_logprob_check(output, sampling)
+        finally:
+            self._in_logprob_check = False
+
+    def _run_logprob_check(self, output: dict, sampling: torch.Tensor) -> None:
         prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
         completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
         mask = completion_mask.bool()
