@@ -51,11 +51,31 @@ def _load_checkpoint(path: Path):
     ``whisper.load_model(path)`` ignores them and falls back to all heads of the upper
     half of the decoder, which gives coarser word timings.
     """
+    import pickle
+
     import torch
     from whisper.model import ModelDimensions, Whisper
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain values only. A full unpickle would run whatever code
+        # the file names, before tgsr could tell a checkpoint from anything else.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message advises weights_only=False; keep only the line that says what failed
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        refused = next((ln for ln in lines if "GLOBAL" in ln), None)
+        if refused is None:
+            detail = next((ln for ln in lines if ln.startswith("Unsupported")), type(e).__name__)
+            raise ModelNotFound(f"{path}: not an openai-whisper checkpoint (unreadable: {detail})") from None
+        raise ModelNotFound(f"{path}: refused: loading this file would run code or build objects other than "
+                            f"tensors and plain values ({refused}); tgsr reads only openai-whisper checkpoints "
+                            "(a dict of 'dims' and 'model_state_dict'). Make one from a faster-whisper folder "
+                            "with: python -m tgsr.data.align.ct2_convert MODEL_DIR OUT.pt") from None
+    except Exception as e:
+        raise ModelNotFound(f"{path}: not an openai-whisper checkpoint ({type(e).__name__}: {e})") from None
+    try:
+        if not isinstance(ckpt, dict):
+            raise TypeError(f"holds a {type(ckpt).__name__}, not a dict")
         model = Whisper(ModelDimensions(**ckpt["dims"]))
         model.load_state_dict(ckpt["model_state_dict"])
     except Exception as e:
