@@ -82,3 +82,21 @@ def test_located_errors(tmp_path):
         load_config("sta", tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="key=value"):
         parse_override("learning_rate")
+
+
+@pytest.mark.parametrize("stage", ["sta", "sft", "grpo"])
+def test_every_tgsr_field_has_help_and_the_cli_lists_it(stage, capsys):
+    import dataclasses
+
+    from tgsr.cli import main
+    from tgsr.train.config import TGSR_CLASSES, field_help
+
+    rows = field_help(stage)
+    assert [r["name"] for r in rows] == [f.name for f in dataclasses.fields(TGSR_CLASSES[stage])]
+    missing = [r["name"] for r in rows if len(r["help"]) < 10]
+    assert not missing, f"tgsr fields without help text: {missing}"
+    assert main(["train", "fields", stage]) == 0
+    out = capsys.readouterr().out
+    for r in rows:
+        assert f"  {r['name']}  ({r['type']}; default {r['default']})\n      {r['help']}\n" in out
+    assert ("\n  ablation  (" in out) == (stage == "grpo") and ("\n  target  (" in out) == (stage == "sft")

@@ -1,4 +1,4 @@
-"""``tgsr train sta|sft|grpo --config RECIPE.yaml [key=value ...] [--resume]``."""
+"""``tgsr train sta|sft|grpo --config RECIPE.yaml [key=value ...] [--resume]``; ``tgsr train fields STAGE``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,20 @@ def register(tree) -> None:
         p.add_argument("--resume", action="store_true",
                        help="continue from the last checkpoint-N in output_dir (a killed run)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p = group.command("fields", help="List the tgsr: recipe fields of a stage with their type, default and help "
+                                     "(trainer fields: see TrainingArguments / TRL's GRPOConfig).", handler=_fields)
+    p.add_argument("stage", nargs="?", default="grpo", choices=("sta", "sft", "grpo"))
+
+
+def _fields(args: argparse.Namespace) -> int:
+    from ..train.config import field_help
+
+    rows = field_help(args.stage)
+    print(f"tgsr: fields of the {args.stage} recipe (set as tgsr.<name>=<value> or under 'tgsr:' in the YAML)")
+    for r in rows:
+        print(f"  {r['name']}  ({r['type']}; default {r['default']})")
+        print(f"      {r['help']}")
+    return 0
 
 
 def _handler(stage: str):

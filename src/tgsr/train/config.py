@@ -80,31 +80,42 @@ class ConfigError(TgsrError):
     """A recipe or override that cannot be used; names the file and the key."""
 
 
+def _field(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING,
+           **bounds: float):
+    """A ``tgsr:`` field with its help text (listed by ``tgsr train fields``) and value bounds."""
+    return field(default=default, default_factory=factory, metadata={"help": help, **bounds})
+
+
 @dataclass
 class TgsrArgs:
     """The ``tgsr:`` section shared by all stages."""
 
-    model: str = ""                           # model folder or hub id (HF cache), or the Stage-1 checkpoint
-    family: str | None = None                  # qwen2.5-omni | qwen2-audio | audio-flamingo-3 (None: from config)
-    train_file: str = ""                       # sta.jsonl (sta) or qa.jsonl (sft, grpo)
-    eval_file: str | None = None               # held-out split: STA IoU report, SFT/GRPO eval
-    max_train_samples: int | None = field(default=None, metadata={"min": 1})
-    max_eval_samples: int | None = field(default=None, metadata={"min": 1})
-    attn_implementation: str | None = None     # None: the family default (sdpa)
-    dtype: str = "auto"                        # auto: float32 on CPU, bfloat16 where bf16 is on
-    freeze_audio_encoder: bool = False
-    lora: bool = False
-    lora_r: int = field(default=16, metadata={"min": 1})
-    lora_alpha: int = field(default=32, metadata={"min": 1})
-    lora_dropout: float = field(default=0.05, metadata={"min": 0.0, "max": 1.0})
-    # LoRA on the language model's projections only; the audio tower stays as it is (or frozen)
-    lora_target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-    feature_cache: bool = True                 # log-mel features computed once per clip and reused
-    # clips whose features are kept across steps (LRU); 0 = within a step only
-    feature_cache_size: int = field(default=4096, metadata={"min": 0})
-    prompt_style: str = "grounded"             # grounded | cot | direct (GRPO, SFT prompts)
-    max_new_tokens: int = field(default=64, metadata={"min": 1})  # STA held-out evaluation
-    seed_data: int = field(default=0, metadata={"min": 0})
+    model: str = _field("", "model folder or hub id (resolved through the HF cache); GRPO: the Stage-1 "
+                            "checkpoint pi_0")
+    family: str | None = _field(None, "qwen2.5-omni | qwen2-audio | audio-flamingo-3; null: read from the "
+                                      "model's config.json")
+    train_file: str = _field("", "training rows: sta.jsonl (sta) or qa.jsonl (sft, grpo)")
+    eval_file: str | None = _field(None, "held-out split: the STA IoU report (sta), evaluation loss (sft, grpo)")
+    max_train_samples: int | None = _field(None, "use the first N training rows (null: all)", min=1)
+    max_eval_samples: int | None = _field(None, "use the first N held-out rows (null: all)", min=1)
+    attn_implementation: str | None = _field(None, "attention kernel (eager, sdpa, flash_attention_2); null: "
+                                                   "the family default (sdpa)")
+    dtype: str = _field("auto", "weights' dtype at load: auto (float32 on the CPU, bfloat16 where bf16 is on), "
+                                "float32, bfloat16, float16")
+    freeze_audio_encoder: bool = _field(False, "keep the audio tower's weights fixed")
+    lora: bool = _field(False, "train LoRA adapters (PEFT) instead of all weights")
+    lora_r: int = _field(16, "LoRA rank of the adapter matrices", min=1)
+    lora_alpha: int = _field(32, "LoRA scaling alpha", min=1)
+    lora_dropout: float = _field(0.05, "dropout on the LoRA branch", min=0.0, max=1.0)
+    lora_target_modules: str = _field(
+        r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+        "regex of the modules that get LoRA: the language model's projections (the audio tower stays as it is)")
+    feature_cache: bool = _field(True, "compute each clip's log-mel features once and reuse them")
+    feature_cache_size: int = _field(4096, "clips whose features are kept across steps (LRU); 0: within a step "
+                                           "only", min=0)
+    prompt_style: str = _field("grounded", "question prompt: grounded | cot | direct (sft, grpo)")
+    max_new_tokens: int = _field(64, "new tokens per output in the STA held-out evaluation", min=1)
+    seed_data: int = _field(0, "seed of the data order and subsampling", min=0)
 
 
 @dataclass
@@ -114,25 +125,42 @@ class StaArgs(TgsrArgs):
 
 @dataclass
 class SftArgs(TgsrArgs):
-    target: str = "rationale_plain"            # rationale_plain (paper baseline) | rationale (grounded warm start)
+    target: str = _field("rationale_plain", "training target: rationale_plain (the paper's SFT baseline, no "
+                                            "times) | rationale (grounded warm start)")
 
 
 @dataclass
 class GrpoArgs(TgsrArgs):
-    ablation: str | None = "paper"             # preset from ABLATIONS; None = use the keys below as given
-    # reward spec for tgsr.rewards.build_reward_funcs: name -> weight, or name -> {weight: w, **params};
-    # the weights become GRPOConfig.reward_weights (unless the recipe sets reward_weights itself)
-    rewards: Any = field(default_factory=lambda: {"answer": 1.0, "compaction": 1.0})
-    ref_model: str | None = None               # reference policy for the KL term, folder or hub id (default:
-                                               # `model`, i.e. pi_0); loaded by tgsr (Omni: the thinker)
-    # generation batches whose sampling log-probs are checked
-    logprob_check_steps: int = field(default=1, metadata={"min": 0})
-    # the audio guard (tgsr.train.audio_guard): max gap in fp32 (None: 1e-4), mean gap in bf16/fp16
-    # (None: 0.1) plus the swapped-audio contrast
-    logprob_check_tol: float | None = field(default=None, metadata={"min": 0.0})
-    encoder_cache: bool = True                 # frozen audio encoder: outputs once per clip per step (off if it trains)
-    merge_lora_for_generation: Any = "auto"    # LoRA: sample from the adapter merged into a weight copy (faster
-                                               # decode); auto: when the GPU has room for the copy; true | false
+    ablation: str | None = _field("paper", "reward preset from ABLATIONS (paper, no_grounding, "
+                                           "no_compaction, grounding_iou ...); null: the keys below as given")
+    rewards: Any = _field(help="reward spec for tgsr.rewards.build_reward_funcs: name -> weight, or name -> "
+                               "{weight: w, **params}; the weights become GRPOConfig.reward_weights unless the "
+                               "recipe sets them", factory=lambda: {"answer": 1.0, "compaction": 1.0})
+    ref_model: str | None = _field(None, "reference policy of the KL term, folder or hub id, loaded by tgsr "
+                                         "(Omni: the thinker); null: `model`, i.e. pi_0")
+    logprob_check_steps: int = _field(1, "generation batches whose sampling log-probs the audio guard checks",
+                                      min=0)
+    logprob_check_tol: float | None = _field(None, "audio guard tolerance: max gap in fp32 (null: 1e-4), mean "
+                                                   "gap in bf16/fp16 (null: 0.1) with the swapped-audio contrast",
+                                             min=0.0)
+    encoder_cache: bool = _field(True, "a frozen audio encoder's outputs once per clip per step (off when it "
+                                       "trains)")
+    merge_lora_for_generation: Any = _field("auto", "LoRA: sample from the adapter merged into a weight copy "
+                                                    "(faster decoding); auto: when the GPU has room; true | false")
+
+
+def field_help(stage: str) -> list[dict[str, str]]:
+    """Every ``tgsr:`` field of a stage: name, type, default and help (``tgsr train fields``)."""
+    import json
+
+    cls = TGSR_CLASSES[stage]
+    types = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        rows.append({"name": f.name, "type": describe_type(types[f.name]), "default": json.dumps(default),
+                     "help": f.metadata.get("help", "")})
+    return rows
 
 
 TGSR_CLASSES = {"sta": StaArgs, "sft": SftArgs, "grpo": GrpoArgs}
@@ -455,6 +483,6 @@ def _yaml_safe(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool, list, dict))
 
 
-__all__ = ["ABLATIONS", "STAGES", "TRAINER_MINIMUMS", "ConfigError", "TgsrArgs", "StaArgs", "SftArgs", "GrpoArgs",
+__all__ = ["ABLATIONS", "STAGES", "field_help", "TRAINER_MINIMUMS", "ConfigError", "TgsrArgs", "StaArgs", "SftArgs", "GrpoArgs",
            "check_value", "describe_type", "load_config", "parse_override", "dump_config", "trainer_class",
            "reward_spec"]
