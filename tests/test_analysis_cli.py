@@ -55,7 +55,18 @@ def test_analyze_behaviors_and_listening_on_eval_runs(eval_runs, tmp_path, capsy
         assert run["audiology_verify"]["na_reasons"].get("no ASR backend (--asr none)", 0) + \
             run["audiology_verify"]["na_reasons"].get("no citation", 0) >= 1
     assert (out / "behaviors.png").exists()
-    assert (eval_runs["own"] / "behaviors" / "behaviors_items.jsonl").exists()
+    # the summary is what the run's own completions give: regions and accuracy recomputed here
+    from tgsr.analysis.behaviors import regions_explored
+    from tgsr.answers import extract_choice
+
+    preds = [json.loads(x) for x in (eval_runs["own"] / "predictions.jsonl").read_text().splitlines()]
+    own = next(v for k, v in s.items() if "silence" not in k)
+    regions = [regions_explored(p["completion"]) for p in preds]
+    assert own["regions_explored"]["mean"] == pytest.approx(sum(regions) / 4)
+    right = sum(extract_choice(p["completion"], p["meta"]["choices"]).letter == p["gold_letter"] for p in preds)
+    assert own["accuracy"]["mean"] == pytest.approx(right / 4)
+    items = [json.loads(x) for x in (eval_runs["own"] / "behaviors" / "behaviors_items.jsonl").read_text().splitlines()]
+    assert sorted(i["id"] for i in items) == sorted(p["id"] for p in preds)
     rc = main(["analyze", "listening", *map(str, eval_runs.values()), "--out", str(tmp_path / "listen")])
     assert rc == 0
     data = json.loads((tmp_path / "listen.json").read_text())
@@ -72,6 +83,15 @@ def test_analyze_faithfulness_cli(tiny_omni_dir, synth_corpus, tmp_path, capsys)
     assert rc == 0
     s = json.loads((tmp_path / "f" / "faithfulness.json").read_text())
     assert s["n_items"] == 2 and s["n_tested"] + s["n_no_citation"] + s["n_failed"] == 2
+    # the rates are the items' own flips (an untrained model may cite nothing: then no rate at all)
+    rows = [json.loads(x) for x in (tmp_path / "f" / "faithfulness_items.jsonl").read_text().splitlines()]
+    tested = [r for r in rows if "flip_cited" in r]
+    assert len(rows) == 2 and len(tested) == s["n_tested"]
+    if tested:
+        assert s["flip_rate_cited"] == pytest.approx(sum(r["flip_cited"] for r in tested) / len(tested))
+        assert all(0 < r["masked_fraction"] < 1 for r in tested)
+    else:
+        assert s["flip_rate_cited"] is None and s["flip_rate_random"] is None
     assert "flip rate" in capsys.readouterr().out
 
 

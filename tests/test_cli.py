@@ -13,8 +13,9 @@ def test_version_and_help_list_every_registered_command(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"tgsr {__version__}"
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as e:
         main(["--help"])
+    assert e.value.code == 0
     out = capsys.readouterr().out
     for name in ("data", "rewards", "eval", "model", "train", "analyze"):
         assert f"    {name} " in out

@@ -34,9 +34,10 @@ def test_help_runs_without_heavy_imports():
         assert flag in out.stdout
 
 
-def test_bad_shape_is_refused(bench):
-    with pytest.raises(SystemExit):
+def test_bad_shape_is_refused(bench, capsys):
+    with pytest.raises(SystemExit) as e:
         bench.parse_args(["--smoke", "--micro-batch", "3"])  # 2 x 2 rows are not divisible by 3
+    assert e.value.code == 2 and "micro-batch" in capsys.readouterr().err
 
 
 def test_without_cuda_it_asks_for_smoke(bench, capsys):

@@ -235,8 +235,9 @@ def test_eval_run_takes_a_hub_id_and_a_device(use_hub_cache, synth_corpus, tmp_p
     assert len(rows) == 2 and all(r["completion"] is not None for r in rows)
     info = json.loads((out / "run.json").read_text())
     assert info["model"] == "nvidia/audio-flamingo-3-hf" and info["device"] == "cpu"
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as e:
         main(["eval", "run", "--help"])
+    assert e.value.code == 0
     assert "--device" in capsys.readouterr().out
 
 
