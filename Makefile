@@ -1,13 +1,14 @@
 # tgsr: two commands do all the set-up on a fresh machine.
 #   make test   install into .venv, then run the test suite
 #   make demo   install into .venv, then run the end-to-end demo
+# (make lint and make test-fast: ruff, and the suite without the slow end-to-end tests)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-fast lint demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,14 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the suite without the end-to-end tests marked slow (a few minutes)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+# ruff, configured in pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 
 demo: $(STAMP)
 	$(VENV)/bin/tgsr demo

@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from tgsr.analysis.attention import (
-    BLOCKS, BlockLayout, analyze_example, block_attention, partition_blocks, reduce_full_attentions, summarize,
-    token_char_spans, token_phases,
+    BLOCKS,
+    BlockLayout,
+    analyze_example,
+    block_attention,
+    partition_blocks,
+    reduce_full_attentions,
+    summarize,
+    token_char_spans,
+    token_phases,
 )
 
 
@@ -170,7 +177,7 @@ def test_run_attention_resumes_and_records_failures(tiny_omni_dir, tmp_path):
 
     import numpy as np
 
-    from tgsr.analysis.attention import AttentionJob, PROBE_QUERIES, run_attention
+    from tgsr.analysis.attention import PROBE_QUERIES, AttentionJob, run_attention
     from tgsr.audio import save_audio
     from tgsr.models import load_model
     from tgsr.prompts import user_messages

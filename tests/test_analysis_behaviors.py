@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from tgsr.analysis.behaviors import (
-    attributed_text, attribution, audiology_verify, grounding_precision, regions_explored, run_behaviors, word_similarity,
+    attributed_text,
+    attribution,
+    audiology_verify,
+    grounding_precision,
+    regions_explored,
+    run_behaviors,
+    word_similarity,
 )
 from tgsr.analysis.judge import OpenAIJudge, RuleJudge, argued_option, get_judge, judge_prompt, parse_score
 from tgsr.errors import TgsrError

@@ -6,8 +6,18 @@ import pytest
 
 from tgsr.errors import RecordError
 from tgsr.eval.benchmarks import BENCHMARKS
-from tgsr.eval.scoring import (airbench_gold_letter, airbench_letter, is_correct, official_airbench, official_mmar,
-                               official_mmau, string_match, tgsr_accuracy, tokenize, weighted_f1)
+from tgsr.eval.scoring import (
+    airbench_gold_letter,
+    airbench_letter,
+    is_correct,
+    official_airbench,
+    official_mmar,
+    official_mmau,
+    string_match,
+    tgsr_accuracy,
+    tokenize,
+    weighted_f1,
+)
 from tgsr.records import LETTERS, Prediction
 
 

@@ -11,10 +11,28 @@ import pytest
 from tgsr.answers import extract_choice
 from tgsr.audio import SAMPLE_RATE, crop, duration_of, load_audio, mask_spans, mix_noise, save_audio
 from tgsr.errors import AudioError, RecordError
-from tgsr.prompts import (COT_INSTRUCTION, DIRECT_INSTRUCTION, GROUNDED_INSTRUCTION, final_answer_line,
-                          format_choices, reasoning_question, sta_answer, sta_question, user_messages)
-from tgsr.records import (ClipWords, Prediction, QAExample, StaExample, append_jsonl, completed_ids,
-                          read_jsonl, repair_torn_tail, write_jsonl)
+from tgsr.prompts import (
+    COT_INSTRUCTION,
+    DIRECT_INSTRUCTION,
+    GROUNDED_INSTRUCTION,
+    final_answer_line,
+    format_choices,
+    reasoning_question,
+    sta_answer,
+    sta_question,
+    user_messages,
+)
+from tgsr.records import (
+    ClipWords,
+    Prediction,
+    QAExample,
+    StaExample,
+    append_jsonl,
+    completed_ids,
+    read_jsonl,
+    repair_torn_tail,
+    write_jsonl,
+)
 from tgsr.spans import find_spans
 
 

@@ -8,8 +8,15 @@ import random
 import pytest
 
 from tgsr.cli import main
-from tgsr.rewards import (REWARD_STATS, REWARDS, RewardStats, build_reward_funcs,
-                          compaction_value, get_reward, normalize_letter)
+from tgsr.rewards import (
+    REWARD_STATS,
+    REWARDS,
+    RewardStats,
+    build_reward_funcs,
+    compaction_value,
+    get_reward,
+    normalize_letter,
+)
 from tgsr.spans import count_citations, format_span
 
 CHOICES = ["one", "two", "three", "four"]

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tgsr.spans import (count_citations, distinct_spans, find_spans, format_span, parse_time,
-                        span_iou, spans_to_rows)
+from tgsr.spans import count_citations, distinct_spans, find_spans, format_span, parse_time, span_iou, spans_to_rows
 
 # (text, expected [(start, end), ...]) -- one entry per form listed in the issue, and variants.
 FORMS = [

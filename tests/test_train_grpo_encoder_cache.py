@@ -8,7 +8,6 @@ import torch
 pytest.importorskip("trl")
 
 from test_train_grpo import FAMILIES, _gap, _trainer  # noqa: E402
-
 from tgsr.train.common import audio_encoder_modules, freeze, weights_digest  # noqa: E402
 
 

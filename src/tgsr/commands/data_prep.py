@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..runlog import locks_output
 
@@ -195,9 +194,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from ..data.align.evaluate import BoundaryReport
-    from ..records import ClipWords, read_jsonl
-
     from ..errors import TgsrError
+    from ..records import ClipWords, read_jsonl
 
     loaded = read_jsonl(args.words, ClipWords, on_error="skip")
     for err in loaded.errors[:5]:  # skipped lines are named, not silently counted as missing clips

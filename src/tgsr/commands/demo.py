@@ -55,9 +55,9 @@ def register(tree) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..demo import PACKAGED_BASE, DemoConfig, run_demo
-
     from dataclasses import replace
+
+    from ..demo import PACKAGED_BASE, DemoConfig, run_demo
 
     cfg = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig.full(seed=args.seed)
     if args.base_steps is not None:

@@ -29,11 +29,11 @@ def register(tree) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..answers import completion_text
     from ..errors import RecordError, TgsrError
     from ..records import iter_jsonl_dicts
     from ..rewards import RewardStats, get_reward
     from ..spans import find_spans, spans_to_rows
-    from ..answers import completion_text
 
     if args.input.is_dir():
         raise TgsrError(f"{args.input}: is a folder; expected a JSONL file")

@@ -9,19 +9,37 @@ manifest.jsonl --(aligner, N worker processes)--> words.jsonl (ClipWords) + erro
   back until every earlier clip is written), so runs are reproducible.
 - Per-clip failures (missing, empty or corrupt audio, an aligner error) become rows in the
   errors file, with the clip, the audio path and the reason; the run keeps going.
+- A clip that is only partly aligned keeps its timed words; the transcript words that could
+  not be timed are listed in an errors row with stage ``words`` (the clip counts as done).
+- A worker process that dies takes only its clip with it: the clips that were in flight are
+  run again one at a time in a fresh pool, and the one that kills a worker alone is recorded
+  as failed (stage ``worker``).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AudioError, TgsrError
-from ..records import (ClipWords, ManifestItem, Utterance, Word, append_jsonl, completed_ids, iter_jsonl_dicts,
-                       read_jsonl, record_to_dict, repair_torn_tail, write_jsonl)
+from ..records import (
+    ClipWords,
+    ManifestItem,
+    Utterance,
+    Word,
+    append_jsonl,
+    completed_ids,
+    iter_jsonl_dicts,
+    read_jsonl,
+    record_to_dict,
+    repair_torn_tail,
+    write_jsonl,
+)
 
 
 @dataclass
@@ -31,6 +49,8 @@ class AlignSummary:
     skipped_failed: int = 0   # already in the errors file before this run
     aligned: int = 0
     failed: int = 0
+    words_aligned: int = 0    # timed words written by this run
+    words_lost: int = 0       # transcript words of written clips that could not be timed
     bad_records: int = 0      # malformed manifest lines
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -44,7 +64,8 @@ class AlignSummary:
     def line(self) -> str:
         return (f"aligned {self.aligned}, failed {self.failed}, already done {self.skipped_done}, "
                 f"previously failed {self.skipped_failed}, bad manifest lines {self.bad_records} "
-                f"(of {self.total} clips); {self.audio_seconds:.1f}s of audio in {self.wall_seconds:.1f}s "
+                f"(of {self.total} clips); words: {self.words_aligned} aligned, {self.words_lost} lost in "
+                f"aligned clips; {self.audio_seconds:.1f}s of audio in {self.wall_seconds:.1f}s "
                 f"= {self.realtime_factor:.1f}x real time")
 
 
@@ -88,14 +109,18 @@ def assign_speakers(words: list[Word], utterances: list[Utterance]) -> list[Word
 
 
 def align_item(item: ManifestItem, aligner=None) -> tuple[str, dict, float]:
-    """("ok", ClipWords dict, seconds) or ("error", error row, seconds) for one clip."""
+    """("ok", ClipWords dict, seconds) or ("error", error row, seconds) for one clip.
+
+    An "ok" dict whose clip lost words carries them under ``"_lost"`` (taken off before writing).
+    """
     from ..audio import SAMPLE_RATE, load_audio
 
     aligner = aligner or _ALIGNER
     try:
         audio = load_audio(item.audio)
         duration = audio.size / SAMPLE_RATE
-        words = aligner.align(audio, item.transcript)
+        result = aligner.align_detailed(audio, item.transcript)
+        words = result.words
     except AudioError as e:
         return "error", {"clip": item.id, "audio": item.audio, "stage": "audio", "reason": e.reason}, 0.0
     except TgsrError as e:
@@ -109,7 +134,10 @@ def align_item(item: ManifestItem, aligner=None) -> tuple[str, dict, float]:
     words = assign_speakers(words, utterances)
     rec = ClipWords(clip_id=item.id, audio=item.audio, duration=round(duration, 3), words=words,
                     utterances=utterances, source=item.source, backend=aligner.describe())
-    return "ok", record_to_dict(rec), duration
+    payload = record_to_dict(rec)
+    if result.lost:
+        payload["_lost"] = list(result.lost)
+    return "ok", payload, duration
 
 
 # ---------------------------------------------------------------- the run
@@ -119,8 +147,9 @@ def _failed_ids(errors_path: Path) -> set[str]:
     if errors_path.exists():
         for _, obj in iter_jsonl_dicts(errors_path):
             # manifest rows (malformed lines, duplicate ids) are not alignment failures: a
-            # duplicate id's first occurrence is still aligned
-            if isinstance(obj, dict) and isinstance(obj.get("clip"), str) and obj.get("stage") != "manifest":
+            # duplicate id's first occurrence is still aligned; "words" rows belong to written clips
+            if isinstance(obj, dict) and isinstance(obj.get("clip"), str) and obj.get("stage") not in ("manifest",
+                                                                                                        "words"):
                 done.add(obj["clip"])
     return done
 
@@ -132,6 +161,16 @@ def _drop_manifest_rows(errors_path: Path) -> None:
     rows = [o for _, o in iter_jsonl_dicts(errors_path) if isinstance(o, dict)]
     if any(o.get("stage") == "manifest" for o in rows):
         write_jsonl(errors_path, [o for o in rows if o.get("stage") != "manifest"])
+
+
+def _drop_orphan_word_rows(errors_path: Path, done: set[str]) -> None:
+    """Forget lost-word rows of clips whose words never reached the output (a crash in between):
+    the clip is aligned again and writes its row again."""
+    if not errors_path.exists():
+        return
+    rows = [o for _, o in iter_jsonl_dicts(errors_path) if isinstance(o, dict)]
+    if any(o.get("stage") == "words" and o.get("clip") not in done for o in rows):
+        write_jsonl(errors_path, [o for o in rows if o.get("stage") != "words" or o.get("clip") in done])
 
 
 def _drop_error_rows(errors_path: Path, clips: set[str]) -> None:
@@ -170,6 +209,7 @@ def align_manifest(manifest: str | Path, out: str | Path, *, backend: str, model
 
     repair_torn_tail(out)
     done = completed_ids(out, key="clip_id")
+    _drop_orphan_word_rows(errors_path, done)
     failed = _failed_ids(errors_path)
     if retry_failed and failed:
         _drop_error_rows(errors_path, failed)
@@ -189,8 +229,15 @@ def align_manifest(manifest: str | Path, out: str | Path, *, backend: str, model
 
     def record(status: str, payload: dict, seconds: float) -> None:
         if status == "ok":
+            lost = payload.pop("_lost", [])
+            if lost:  # the errors row first: a crash in between never hides lost words behind a written clip
+                append_jsonl(errors_path, {"clip": payload["clip_id"], "audio": payload["audio"], "stage": "words",
+                                           "reason": f"{len(lost)} of {len(lost) + len(payload['words'])} "
+                                                     "transcript words could not be aligned", "words": lost})
             append_jsonl(out, _relative(payload, out))
             summary.aligned += 1
+            summary.words_aligned += len(payload["words"])
+            summary.words_lost += len(lost)
             summary.audio_seconds += seconds
         else:
             append_jsonl(errors_path, payload)
@@ -221,37 +268,72 @@ def align_manifest(manifest: str | Path, out: str | Path, *, backend: str, model
 
 def _run_parallel(pending: list[ManifestItem], record, backend: str, model: str | None, options: dict,
                   workers: int) -> None:
+    """Align ``pending`` in ``workers`` processes, writing results in manifest order.
+
+    When a worker dies, the pool breaks and every clip in flight fails with it. Those clips
+    are run again one at a time in a fresh pool; a clip that breaks the pool while it runs
+    alone is the one that kills workers and is recorded as failed. The rest of the run goes on.
+    """
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ex = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                             initargs=(backend, model, options, threads))
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                   initargs=(backend, model, options, threads))
+
+    ex = new_pool()
     try:
-        queue = iter(enumerate(pending))
-        running: dict = {}
+        queue = deque(range(len(pending)))
+        suspects: deque[int] = deque()  # in flight when a worker died
+        running: dict = {}              # future -> (index, ran alone)
         results: dict[int, tuple] = {}
         next_to_write = 0
 
-        def submit_one() -> bool:
-            try:
-                i, it = next(queue)
-            except StopIteration:
-                return False
-            running[ex.submit(align_item, it)] = i
-            return True
+        def died(i: int, e: BaseException) -> tuple:
+            it = pending[i]
+            return ("error", {"clip": it.id, "audio": it.audio, "stage": "worker",
+                              "reason": f"worker process died while aligning this clip alone "
+                                        f"({type(e).__name__}: {e})"}, 0.0)
 
-        for _ in range(workers * 2):  # a short queue: memory stays flat on huge manifests
-            if not submit_one():
-                break
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                i = running.pop(fut)
-                try:
-                    results[i] = fut.result()
-                except Exception as e:  # a worker died (e.g. killed for memory)
-                    it = pending[i]
-                    results[i] = ("error", {"clip": it.id, "audio": it.audio, "stage": "worker",
-                                            "reason": f"worker failed: {type(e).__name__}: {e}"}, 0.0)
-                submit_one()
+        while queue or suspects or running:
+            broken: BaseException | None = None
+            try:
+                if suspects:  # one at a time, nothing else in flight, so a death names its clip
+                    if not running:
+                        i = suspects.popleft()
+                        running[ex.submit(align_item, pending[i])] = (i, True)
+                else:  # a short queue: memory stays flat on huge manifests
+                    while queue and len(running) < workers * 2:
+                        i = queue.popleft()
+                        running[ex.submit(align_item, pending[i])] = (i, False)
+            except BrokenProcessPool as e:  # broke between two submissions
+                (suspects if suspects or running else queue).appendleft(i)
+                broken = e
+            if running and broken is None:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    i, alone = running.pop(fut)
+                    try:
+                        results[i] = fut.result()
+                    except BrokenProcessPool as e:
+                        if alone:
+                            results[i] = died(i, e)
+                        else:
+                            suspects.append(i)
+                        broken = e
+                    except Exception as e:  # the task itself could not run (e.g. not picklable)
+                        it = pending[i]
+                        results[i] = ("error", {"clip": it.id, "audio": it.audio, "stage": "worker",
+                                                "reason": f"worker failed: {type(e).__name__}: {e}"}, 0.0)
+            if broken is not None:  # every clip still in flight went down with the pool
+                for fut, (i, _) in running.items():
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        results[i] = fut.result()
+                    else:
+                        suspects.append(i)
+                running.clear()
+                suspects = deque(sorted(suspects))
+                ex.shutdown(wait=False, cancel_futures=True)
+                ex = new_pool()
             while next_to_write in results:  # write in manifest order
                 record(*results.pop(next_to_write))
                 next_to_write += 1

@@ -340,8 +340,13 @@ class AudioLM:
         """The logits processors tgsr generates with, in order: placeholder suppression, then
         temperature / top-k / top-p when sampling. Exposed so trainers that generate
         themselves (TRL) can pass the same suppression through ``generation_kwargs``."""
-        from transformers import (LogitsProcessorList, SuppressTokensLogitsProcessor, TemperatureLogitsWarper,
-                                  TopKLogitsWarper, TopPLogitsWarper)
+        from transformers import (
+            LogitsProcessorList,
+            SuppressTokensLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
 
         procs = [SuppressTokensLogitsProcessor(list(self.suppress_token_ids), device=self.device)]
         if do_sample:

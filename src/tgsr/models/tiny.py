@@ -187,7 +187,8 @@ def omni_thinker_config(data: dict, tok):
 
 def _omni_config(sz: TinySize, tok, hop: int):
     from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import (
-        Qwen2_5OmniAudioEncoderConfig, Qwen2_5OmniTextConfig,
+        Qwen2_5OmniAudioEncoderConfig,
+        Qwen2_5OmniTextConfig,
         Qwen2_5OmniVisionEncoderConfig,
     )
 
@@ -236,7 +237,9 @@ def _af3_config(sz: TinySize, tok, hop: int):
 
 def _qwen3_omni_config(sz: TinySize, tok, hop: int):
     from transformers.models.qwen3_omni_moe.configuration_qwen3_omni_moe import (
-        Qwen3OmniMoeAudioEncoderConfig, Qwen3OmniMoeTextConfig, Qwen3OmniMoeThinkerConfig,
+        Qwen3OmniMoeAudioEncoderConfig,
+        Qwen3OmniMoeTextConfig,
+        Qwen3OmniMoeThinkerConfig,
         Qwen3OmniMoeVisionEncoderConfig,
     )
 

@@ -48,13 +48,13 @@ from trl.trainer.utils import pad
 
 from ..errors import TgsrError
 from .audio_guard import judge, swap_permutation
-from .framework_check import check_hooks
 from .checkpoints import AtomicCheckpointMixin
 from .common import SaveProcessingMixin, audio_encoder_modules
-from .distributed import ShardedCpuMixin
 from .datasets import clean_conversation
+from .distributed import ShardedCpuMixin
 from .encoder_cache import install_encoder_caches
 from .features import FeatureCache
+from .framework_check import check_hooks
 from .lora_merge import merge_policy, merged_lora
 from .profiling import PhaseProfiler
 
@@ -497,11 +497,18 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
     from transformers import set_seed
 
     from .checkpoints import resume_checkpoint
-    from .common import (load_audio_lm, prepare_trainable, rank_digests, rank_parameter_counts, save_model_folder,
-                         weights_digest, write_json)
-    from .distributed import sharding
+    from .common import (
+        load_audio_lm,
+        prepare_trainable,
+        rank_digests,
+        rank_parameter_counts,
+        save_model_folder,
+        weights_digest,
+        write_json,
+    )
     from .config import dump_config, reward_spec
     from .datasets import grpo_rows
+    from .distributed import sharding
 
     set_seed(trainer_args.seed)
     out_dir = Path(trainer_args.output_dir)

@@ -78,8 +78,8 @@ def run_supervised(stage: str, trainer_args, tgsr_args, rows_fn: Callable, *, re
     """Train on ``rows_fn(path, limit)`` rows; return (trainer, audio_lm, summary)."""
     from transformers import set_seed
 
-    from .collate import ListDataset, SupervisedCollator
     from .checkpoints import resume_checkpoint
+    from .collate import ListDataset, SupervisedCollator
     from .common import load_audio_lm, prepare_trainable, rank_parameter_counts, save_model_folder
     from .config import dump_config
     from .distributed import sharding

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ...records import FieldError, ManifestItem, Utterance, iter_jsonl_dicts
 from ...errors import RecordError
+from ...records import FieldError, ManifestItem, Utterance, iter_jsonl_dicts
 from .base import ImportResult
 
 AUDIO_KEYS = ("audio", "path", "audio_path", "file", "audio_filepath")
