@@ -8,7 +8,7 @@ Attention plots take summaries from ``tgsr.analysis.attention.summarize*`` keyed
 * ``plot_audio_by_layer``: audio attention by layer, one line per model (vanilla vs STA vs
   grounded GRPO ...).
 
-``plot_behaviors`` draws the behaviour metrics of several runs side by side.
+``plot_behaviors`` draws the behavior metrics of several runs side by side.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def plot_audio_by_layer(summaries: Mapping[str, dict], out_png: str | Path, *, n
 def plot_behaviors(summaries: Mapping[str, dict], out_png: str | Path,
                    metrics: Sequence[str] = ("accuracy", "audiology_verify", "consistency", "grounding_precision")
                    ) -> Path:
-    """Grouped bars of 0-1 behaviour metrics, one group per metric, one bar per run."""
+    """Grouped bars of 0-1 behavior metrics, one group per metric, one bar per run."""
     plt = _pyplot()
     runs = list(summaries)
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=120)
