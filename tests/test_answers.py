@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tgsr.analysis.attention import token_char_spans, token_phases
-from tgsr.analysis.behaviors import _answer_line_start as verify_stop
+from tgsr.analysis.behaviors import audiology_verify
 from tgsr.answers import answer_line, completion_text, extract_choice
 from tgsr.rewards import get_reward
 
@@ -127,8 +128,12 @@ def test_reward_attention_and_verify_read_the_same_answer_line(text, line, lette
     phases = token_phases(text, token_char_spans(_Chars(), [ord(c) for c in text]))
     assert phases.index("answer") == found.start
     assert all(p != "answer" for p in phases[:found.start])
-    # Audiology Verify stops attributing words there
-    assert verify_stop(text) == found.start
+    # Audiology Verify attributes a citation's words up to that line and never into it: a citation
+    # on the line before the answer, its sentence running on without a full stop
+    cited = 'From 0.00s to 1.00s she says "hello there"' + "\n" + text
+    _, details = audiology_verify(np.zeros(16_000, np.float32), cited, lambda crop: "hello there")
+    assert details[0]["attributed"] == "hello there" and details[0]["similarity"] == 1.0
+    assert not any("answer" in (d.get("attributed") or "").lower() for d in details)
 
 
 def test_answer_line_of_blank_text_is_none():

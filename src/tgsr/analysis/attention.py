@@ -299,19 +299,11 @@ def token_char_spans(tokenizer, token_ids: Sequence[int]) -> list[tuple[int, int
     return spans
 
 
-def answer_line_start(text: str) -> int | None:
-    """Offset of the final answer line (``tgsr.answers.answer_line``) when it states an answer;
-    None when the completion has none (a truncated rationale has no answer phase)."""
-    from ..answers import answer_line
-
-    line = answer_line(text)
-    return line.start if line is not None and line.states_answer else None
-
-
 def token_phases(text: str, char_spans: Sequence[tuple[int, int]]) -> list[str]:
     """Phase of each generated token: ``answer``, ``timestamp`` or ``reasoning``.
 
-    * ``answer``: the token reaches into the final answer line (``answer_line_start``), and
+    * ``answer``: the token reaches into the final answer line (``tgsr.answers.answer_line``, when
+      it states an answer: a truncated rationale has no answer phase), and
       every token after it (end-of-turn markers);
     * ``timestamp``: the token overlaps a citation found by ``tgsr.spans.find_spans``;
     * ``reasoning``: everything else.
@@ -321,7 +313,10 @@ def token_phases(text: str, char_spans: Sequence[tuple[int, int]]) -> list[str]:
     """
     from ..spans import find_spans
 
-    ans = answer_line_start(text)
+    from ..answers import answer_line
+
+    line = answer_line(text)
+    ans = line.start if line is not None and line.states_answer else None
     cites = [(s.char_start, s.char_end) for s in find_spans(text)]
     phases = []
     for a, b in char_spans:
@@ -566,7 +561,7 @@ def _attention_items(lm, jobs: Sequence[AttentionJob], out_dir, *, max_new_token
 __all__ = [
     "BLOCKS", "PHASES", "PROBE_QUERIES", "BlockLayout", "BlockAttention", "partition_blocks",
     "block_attention", "block_attention_forward", "reduce_full_attentions", "recording",
-    "decoder_attention_modules", "token_char_spans", "token_phases", "answer_line_start",
+    "decoder_attention_modules", "token_char_spans", "token_phases",
     "summarize", "summarize_accumulators", "accumulate", "table4_rows", "AttentionJob", "analyze_example",
     "jobs_from_qa", "jobs_from_run", "run_attention",
 ]

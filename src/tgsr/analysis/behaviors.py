@@ -135,14 +135,6 @@ def regions_explored(completion: str) -> int:
     return len(distinct_spans(completion))
 
 
-def _answer_line_start(text: str) -> int:
-    """Where attributed words stop: the final answer line (``tgsr.answers.answer_line``)."""
-    from ..answers import answer_line
-
-    line = answer_line(text)
-    return line.start if line is not None else len(text)
-
-
 def audiology_verify(audio: np.ndarray | None, completion: str,
                      transcribe: Callable[[np.ndarray], str], *, pad: float = PAD_SECONDS,
                      sr: int = 16_000, cache: dict | None = None) -> tuple[float | None, list[dict]]:
@@ -155,7 +147,10 @@ def audiology_verify(audio: np.ndarray | None, completion: str,
     from ..audio import crop
 
     spans = [s for s in find_spans(completion)]
-    stop = _answer_line_start(completion)
+    from ..answers import answer_line
+
+    line = answer_line(completion)  # attributed words stop at the final answer line
+    stop = line.start if line is not None else len(completion)
     details, sims = [], []
     duration = None if audio is None else len(audio) / sr
     for i, s in enumerate(spans):
