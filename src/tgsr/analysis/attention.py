@@ -311,9 +311,8 @@ def token_phases(text: str, char_spans: Sequence[tuple[int, int]]) -> list[str]:
     Tokens that decode to no character (special tokens, partial UTF-8) take the phase of
     the position where they sit.
     """
-    from ..spans import find_spans
-
     from ..answers import answer_line
+    from ..spans import find_spans
 
     line = answer_line(text)
     ans = line.start if line is not None and line.states_answer else None
