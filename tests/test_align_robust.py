@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 
+import numpy as np
 import pytest
 
-from tgsr.data.align import ModelNotFound
-
+from fixtures_align import SENTENCES
+from tgsr.audio import save_audio
+from tgsr.cli import main
+from tgsr.data.align import AlignmentError, ModelNotFound, get_aligner
+from tgsr.data.align.base import SAMPLE_RATE
+from tgsr.data.align.evaluate import BoundaryReport
+from tgsr.data.pipeline import align_manifest
+from tgsr.records import ManifestItem, write_jsonl
 
 # ---------------------------------------------------------------- model files never run code
 
@@ -49,3 +57,142 @@ def test_a_checkpoint_of_plain_values_that_is_not_whisper_gets_a_clear_error(tmp
     torch.save([1, 2, 3], path)
     with pytest.raises(ModelNotFound, match="holds a list"):
         load_openai_whisper(str(path))
+
+
+# ---------------------------------------------------------------- forced alignment keeps the clip
+
+def _speak(text: str, name: str = "en-us+m1", **voice):
+    from tgsr.data.tts import Voice, get_engine
+
+    accent, variant = name.split("+")
+    return get_engine("espeak").synthesize(text, Voice("espeak", name, accent=accent, variant=variant, **voice))
+
+
+def _mean_error(words, ref) -> float:
+    report = BoundaryReport()
+    report.add(words, ref)
+    assert report.matched == len(ref)
+    return report.mean_ms
+
+
+@pytest.fixture(scope="module")
+def ps():
+    pytest.importorskip("pocketsphinx")
+    pytest.importorskip("espeakng_loader")
+    return get_aligner("pocketsphinx")
+
+
+def test_fast_high_voice_is_aligned_not_dropped(ps):
+    # 4.7 words/s in a high voice: phones shorter than three 10 ms states; whole clips were dropped
+    text = "Would you like to see the dessert menu? I left the lampshade in the closet."
+    audio, ref = _speak(text, "en-gb-x-gbcwmd+f4", rate=1.65, pitch=90)
+    result = ps.align_detailed(audio, text)
+    assert result.lost == [] and [w.text for w in result.words] == [w.text for w in ref]
+    assert _mean_error(result.words, ref) < 40
+    assert any("5 ms frames" in step for step in result.steps)
+
+
+def test_words_ending_at_the_clip_end_keep_their_times(ps, speech_clips):
+    clip = speech_clips[0]
+    audio = clip.audio[:int(clip.words[-1].end * SAMPLE_RATE)]  # cut right where the last word ends
+    words = ps.align(audio, clip.text)
+    assert _mean_error(words, clip.words) < 40
+    assert words[-1].end <= len(audio) / SAMPLE_RATE
+
+
+def test_a_transcript_longer_than_the_audio_keeps_the_spoken_words_and_names_the_rest(ps, speech_clips):
+    clip = speech_clips[0]
+    audio = clip.audio[:int((clip.words[4].end + 0.05) * SAMPLE_RATE)]  # "I think we should meet"
+    result = ps.align_detailed(audio, clip.text)
+    assert [w.text for w in result.words] == ["I", "think", "we", "should", "meet"]
+    assert result.lost == ["at", "the", "station", "tomorrow", "morning"]
+    assert _mean_error(result.words, clip.words[:5]) < 40
+    with pytest.raises(AlignmentError, match="5 of 10 words aligned"):  # align() never returns a partial clip
+        ps.align(audio, clip.text)
+
+
+def test_a_clip_with_nothing_alignable_is_still_an_error(ps):
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    with pytest.raises(AlignmentError, match="0 of 4 words aligned"):
+        ps.align_detailed(silence, "completely unrelated words here")
+
+
+def test_timings_do_not_depend_on_the_clips_aligned_before(ps):
+    # The decoder's live cepstral mean carried over between clips, so a clip's word times
+    # depended on its predecessor (by 20 ms here), and on how clips were spread over --workers.
+    before, _ = _speak(SENTENCES[0], "en-us-nyc+f3", pitch=90)
+    audio, _ = _speak(SENTENCES[1], "en-gb-scotland+f2", pitch=80)
+    fresh = get_aligner("pocketsphinx").align(audio, SENTENCES[1])
+    ps.align(before, SENTENCES[0])
+    assert ps.align(audio, SENTENCES[1]) == fresh
+
+
+# ---------------------------------------------------------------- the alignment run
+
+@pytest.fixture()
+def clips_manifest(tmp_path, speech_clips):
+    """Five clips in four voices (each worker sees other predecessors than a serial run), one truncated."""
+    pytest.importorskip("pocketsphinx")
+    a, b = speech_clips
+    audios = [_speak(SENTENCES[0], "en-us-nyc+f3", pitch=90)[0], _speak(SENTENCES[1], "en-gb-scotland+f2", pitch=80)[0],
+              a.audio, b.audio, a.audio[:int((a.words[4].end + 0.05) * SAMPLE_RATE)]]
+    items = []
+    for k, audio in enumerate(audios):
+        save_audio(tmp_path / f"c{k}.wav", audio)
+        items.append(ManifestItem(id=f"c{k}", audio=str(tmp_path / f"c{k}.wav"), transcript=SENTENCES[k % 2]))
+    write_jsonl(tmp_path / "manifest.jsonl", items)
+    return tmp_path / "manifest.jsonl"
+
+
+def test_words_jsonl_has_the_same_bytes_for_one_and_two_workers(clips_manifest):
+    d = clips_manifest.parent
+    one = align_manifest(clips_manifest, d / "w1.jsonl", backend="pocketsphinx", workers=1, progress=False)
+    two = align_manifest(clips_manifest, d / "w2.jsonl", backend="pocketsphinx", workers=2, progress=False)
+    assert (d / "w1.jsonl").read_bytes() == (d / "w2.jsonl").read_bytes()
+    assert (d / "w1.errors.jsonl").read_bytes() == (d / "w2.errors.jsonl").read_bytes()
+    # the truncated clip is kept with its five spoken words; its other five are listed, and counted
+    assert (one.aligned, one.failed, one.words_aligned, one.words_lost) == (5, 0, 41, 5)
+    assert (two.words_aligned, two.words_lost) == (41, 5)
+    rows = [json.loads(x) for x in (d / "w1.errors.jsonl").read_text().splitlines()]
+    assert rows == [{"clip": "c4", "audio": str(d / "c4.wav"), "stage": "words",
+                     "reason": "5 of 10 transcript words could not be aligned",
+                     "words": ["at", "the", "station", "tomorrow", "morning"]}]
+    assert "41 aligned, 5 lost" in one.line()
+    # a rerun has nothing to do: the lost-word row does not mark the written clip as failed
+    again = align_manifest(clips_manifest, d / "w1.jsonl", backend="pocketsphinx", progress=False)
+    assert (again.aligned, again.skipped_done, again.skipped_failed) == (0, 5, 0)
+
+
+def test_a_dead_worker_costs_only_its_clip(clips_manifest, monkeypatch, capsys):
+    import multiprocessing
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the dying aligner is patched in this process and inherited by forked workers")
+    from tgsr.data.align.pocketsphinx import PocketsphinxAligner
+
+    d = clips_manifest.parent
+    real = PocketsphinxAligner.align_detailed
+    parent = os.getpid()
+
+    def dies_on_c2(self, audio, transcript=None):
+        if os.getpid() != parent and abs(float(np.abs(audio).max()) - marked) < 1e-4:
+            os._exit(1)  # what the kernel's OOM killer or a segfault in native code looks like
+        return real(self, audio, transcript)
+
+    from tgsr.audio import load_audio
+
+    marked = float(np.abs(load_audio(d / "c2.wav")).max())
+    monkeypatch.setattr(PocketsphinxAligner, "align_detailed", dies_on_c2)
+    out = d / "words.jsonl"
+    rc = main(["data", "align", "--manifest", str(clips_manifest), "--backend", "pocketsphinx", "--out", str(out),
+               "--workers", "2"])
+    assert rc == 0
+    assert "aligned 4, failed 1" in capsys.readouterr().out
+    assert [json.loads(x)["clip_id"] for x in out.read_text().splitlines()] == ["c0", "c1", "c3", "c4"]
+    rows = {r["clip"]: r for r in map(json.loads, (d / "words.errors.jsonl").read_text().splitlines())}
+    assert rows["c2"]["stage"] == "worker" and "died" in rows["c2"]["reason"]
+    # the clips aligned next to the dying one are the serial run's, byte for byte
+    monkeypatch.setattr(PocketsphinxAligner, "align_detailed", real)
+    align_manifest(clips_manifest, d / "serial.jsonl", backend="pocketsphinx", progress=False)
+    serial = [x for x in (d / "serial.jsonl").read_text().splitlines() if '"c2"' not in x]
+    assert out.read_text().splitlines() == serial

@@ -77,10 +77,11 @@ def default_errors_path(out: str | Path) -> Path:
 # ---------------------------------------------------------------- per-clip work (runs in workers)
 
 _ALIGNER = None
+_INIT_ERROR: TgsrError | None = None
 
 
 def _init_worker(backend: str, model: str | None, options: dict, threads: int) -> None:
-    global _ALIGNER
+    global _ALIGNER, _INIT_ERROR
     try:
         import torch
 
@@ -89,7 +90,10 @@ def _init_worker(backend: str, model: str | None, options: dict, threads: int) -
         pass
     from .align import get_aligner
 
-    _ALIGNER = get_aligner(backend, model, **options)
+    try:
+        _ALIGNER = get_aligner(backend, model, **options)
+    except TgsrError as e:  # raised again by each task, so the run ends with this message
+        _INIT_ERROR = e
 
 
 def assign_speakers(words: list[Word], utterances: list[Utterance]) -> list[Word]:
@@ -116,11 +120,16 @@ def align_item(item: ManifestItem, aligner=None) -> tuple[str, dict, float]:
     from ..audio import SAMPLE_RATE, load_audio
 
     aligner = aligner or _ALIGNER
+    if aligner is None and _INIT_ERROR is not None:
+        raise _INIT_ERROR
     try:
         audio = load_audio(item.audio)
         duration = audio.size / SAMPLE_RATE
-        result = aligner.align_detailed(audio, item.transcript)
-        words = result.words
+        if hasattr(aligner, "align_detailed"):
+            result = aligner.align_detailed(audio, item.transcript)
+            words, lost = result.words, result.lost
+        else:  # any object with align() (the Aligner interface before align_detailed)
+            words, lost = aligner.align(audio, item.transcript), []
     except AudioError as e:
         return "error", {"clip": item.id, "audio": item.audio, "stage": "audio", "reason": e.reason}, 0.0
     except TgsrError as e:
@@ -135,8 +144,8 @@ def align_item(item: ManifestItem, aligner=None) -> tuple[str, dict, float]:
     rec = ClipWords(clip_id=item.id, audio=item.audio, duration=round(duration, 3), words=words,
                     utterances=utterances, source=item.source, backend=aligner.describe())
     payload = record_to_dict(rec)
-    if result.lost:
-        payload["_lost"] = list(result.lost)
+    if lost:
+        payload["_lost"] = list(lost)
     return "ok", payload, duration
 
 
@@ -296,6 +305,7 @@ def _run_parallel(pending: list[ManifestItem], record, backend: str, model: str 
 
         while queue or suspects or running:
             broken: BaseException | None = None
+            source = suspects if suspects else queue
             try:
                 if suspects:  # one at a time, nothing else in flight, so a death names its clip
                     if not running:
@@ -306,7 +316,7 @@ def _run_parallel(pending: list[ManifestItem], record, backend: str, model: str 
                         i = queue.popleft()
                         running[ex.submit(align_item, pending[i])] = (i, False)
             except BrokenProcessPool as e:  # broke between two submissions
-                (suspects if suspects or running else queue).appendleft(i)
+                source.appendleft(i)
                 broken = e
             if running and broken is None:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -314,6 +324,8 @@ def _run_parallel(pending: list[ManifestItem], record, backend: str, model: str 
                     i, alone = running.pop(fut)
                     try:
                         results[i] = fut.result()
+                    except TgsrError:  # the worker could not load the aligner: no clip can run
+                        raise
                     except BrokenProcessPool as e:
                         if alone:
                             results[i] = died(i, e)

@@ -1,7 +1,8 @@
 """Word-level timestamps for real speech: one module per aligner backend.
 
 ``get_aligner(backend, model=None)`` returns an :class:`Aligner` with
-``align(audio_16k, transcript=None) -> list[Word]`` and ``transcribe(audio_16k) -> str``.
+``align(audio_16k, transcript=None) -> list[Word]``, ``align_detailed(...) -> Alignment``
+(timed words plus the transcript words that could not be timed) and ``transcribe(audio_16k) -> str``.
 
 Backends:
 - ``whisper-timestamped``: the paper's tool (openai-whisper + cross-attention DTW);
@@ -11,8 +12,16 @@ Backends:
 
 from __future__ import annotations
 
-from .base import (BACKENDS, DEFAULT_MODEL, OFFLINE_MODELS, Aligner, AlignmentError, ModelNotFound,
-                   resolve_ct2_model)
+from .base import (
+    BACKENDS,
+    DEFAULT_MODEL,
+    OFFLINE_MODELS,
+    Aligner,
+    Alignment,
+    AlignmentError,
+    ModelNotFound,
+    resolve_ct2_model,
+)
 
 
 def get_aligner(backend: str, model: str | None = None, **options) -> Aligner:
@@ -32,5 +41,5 @@ def get_aligner(backend: str, model: str | None = None, **options) -> Aligner:
     raise AlignmentError(f"unknown aligner backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["get_aligner", "Aligner", "AlignmentError", "ModelNotFound", "BACKENDS", "OFFLINE_MODELS",
+__all__ = ["get_aligner", "Aligner", "Alignment", "AlignmentError", "ModelNotFound", "BACKENDS", "OFFLINE_MODELS",
            "DEFAULT_MODEL", "resolve_ct2_model"]

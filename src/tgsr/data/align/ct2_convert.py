@@ -170,7 +170,6 @@ def load_ct2_as_openai_whisper(model_dir: str | Path, device: str = "cpu"):
     Alignment heads (the cross-attention heads whose attention follows the audio, used by
     whisper-timestamped for word timings) come from the folder's ``config.json``.
     """
-    import torch
     from whisper.model import Whisper
 
     model_dir = Path(model_dir)

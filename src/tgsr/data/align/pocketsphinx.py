@@ -7,6 +7,17 @@ Words missing from the pronunciation dictionary get one from espeak-ng's spellin
 (a wrong guess derails the whole utterance), or, without espeak, one built from their parts,
 so every transcript word gets a timing. Without a transcript the clip is recognised with
 the bundled language model and the recogniser's own word segmentation is returned.
+
+A clip is never dropped for one hard stretch. Each window is padded with silence (words
+that end right at the clip's end otherwise have no room for the final silence state), and a
+window that does not align is retried with stronger dither, then with 5 ms frames (fast
+speech has phones shorter than the 30 ms that three 10 ms HMM states need). If a window still
+fails, the words that the best partial path placed are kept but the last of them, and the
+rest is aligned again from there; when nothing is placed, windows ending at pauses (silero
+VAD) are tried. Only words that still fail are lost, and the result names them.
+
+Every decode starts from fresh feature state (cepstral mean), so a clip's timings depend on that clip
+alone, not on which clips the same decoder saw before (``--workers`` cannot change them).
 """
 
 from __future__ import annotations
@@ -17,10 +28,16 @@ import unicodedata
 import numpy as np
 
 from ...records import Word
+from .base import SAMPLE_RATE, Aligner, Alignment, AlignmentError, check_audio, clean_word, finalize_words
 from .g2p import espeak_arpabet
-from .base import Aligner, AlignmentError, SAMPLE_RATE, check_audio, clean_word, finalize_words
 
-FRAME_RATE = 100  # pocketsphinx segments come in 10 ms frames
+FRAME_RATES = (100, 200)  # 10 ms frames (the model's own), then 5 ms frames for fast speech
+DITHERS = (1e-4, 1e-3)
+PAD_BEFORE, PAD_AFTER = 0.3, 0.5  # seconds of silence around every window
+MIN_WINDOW = 0.5   # shortest stretch of audio worth a pause-bounded window (s)
+MAX_PAUSE_CUTS = 4  # pause-bounded windows tried from one stuck position
+MAX_DECODES = 48    # per clip: a hopeless clip costs bounded time
+PREFIX_EXIT = 1e-20  # probability of leaving the transcript early in the prefix grammar
 _ALT_PRON = re.compile(r"\(\d+\)$")
 _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 _LETTER_PHONES = {
@@ -35,7 +52,7 @@ class PocketsphinxAligner(Aligner):
     needs_transcript = True
 
     def __init__(self, model: str | None = None, *, beam: float = 1e-100, pbeam: float = 1e-100,
-                 wbeam: float = 1e-80):
+                 wbeam: float = 1e-80, frame_rates: tuple[int, ...] = FRAME_RATES, split_at_pauses: bool = True):
         try:
             import pocketsphinx  # noqa: F401
         except ImportError:
@@ -43,22 +60,21 @@ class PocketsphinxAligner(Aligner):
                                  "(pip install tgsr[align])") from None
         self.model_name = model or "en-us"
         self._beams = dict(beam=beam, pbeam=pbeam, wbeam=wbeam)
-        self._aligner = None
-        self._recognizer = None
+        self.frame_rates = tuple(frame_rates)
+        self.split_at_pauses = split_at_pauses
+        self._decoders: dict = {}
 
-    def _decoder(self, align: bool):
-        from pocketsphinx import Decoder
+    def _decoder(self, align: bool, frate: int = 100):
+        """One decoder per (mode, frame rate), created on first use; see :meth:`_segments` for its state."""
+        key = ("align" if align else "recognize", frate)
+        if key not in self._decoders:
+            from pocketsphinx import Decoder
 
-        kwargs = dict(samprate=SAMPLE_RATE, loglevel="FATAL")
-        if self.model_name != "en-us":  # a custom acoustic model folder
-            kwargs["hmm"] = self.model_name
-        if align:
-            if self._aligner is None:
-                self._aligner = Decoder(**kwargs, **self._beams)
-            return self._aligner
-        if self._recognizer is None:
-            self._recognizer = Decoder(**kwargs)
-        return self._recognizer
+            kwargs = dict(samprate=SAMPLE_RATE, loglevel="FATAL", frate=frate)
+            if self.model_name != "en-us":  # a custom acoustic model folder
+                kwargs["hmm"] = self.model_name
+            self._decoders[key] = Decoder(**kwargs, **self._beams) if align else Decoder(**kwargs)
+        return self._decoders[key]
 
     # ---------------------------------------------------------------- dictionary
     def _pronunciation(self, dec, token: str) -> str:
@@ -83,19 +99,23 @@ class PocketsphinxAligner(Aligner):
             raise AlignmentError(f"cannot build a pronunciation for {token!r}")
         return " ".join(phones)
 
-    def _dict_tokens(self, dec, transcript: str) -> tuple[list[str], list[str]]:
+    @staticmethod
+    def _tokenize(transcript: str) -> tuple[list[str], list[str]]:
+        """(surface words, dictionary tokens) of a transcript, one each per word that has letters or digits."""
         surface, tokens = [], []
         for raw in transcript.split():
             word = clean_word(raw)
             ascii_word = unicodedata.normalize("NFKD", word.lower().replace("\u2019", "'"))
             token = re.sub(r"[^a-z0-9'\-]", "", ascii_word).strip("-'")  # café -> cafe
-            if not token:
-                continue
+            if token:
+                surface.append(word)
+                tokens.append(token)
+        return surface, tokens
+
+    def _add_words(self, dec, tokens: list[str]) -> None:
+        for token in tokens:
             if dec.lookup_word(token) is None:
                 dec.add_word(token, self._pronunciation(dec, token), True)
-            surface.append(word)
-            tokens.append(token)
-        return surface, tokens
 
     # ---------------------------------------------------------------- decoding
     @staticmethod
@@ -108,7 +128,15 @@ class PocketsphinxAligner(Aligner):
         noise = np.random.default_rng(0).normal(0.0, dither, audio.shape) if dither else 0.0
         return (np.clip(audio + noise, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
-    def _segments(self, dec, audio: np.ndarray, dither: float = 1e-4) -> list[tuple[str, float, float]]:
+    def _segments(self, dec, audio: np.ndarray, dither: float = 1e-4,
+                  frate: int = 100) -> list[tuple[str, float, float]]:
+        """(word, start s, end s) of one decode, silences and fillers left out.
+
+        The decoder's live cepstral mean (and its running sums, which ``set_cmn`` leaves
+        alone) would carry over from the previous utterance, so timings would depend on which
+        clips came before: the feature extraction is reinitialised first.
+        """
+        dec.reinit_feat()
         dec.start_utt()
         dec.process_raw(self._pcm16(audio, dither), no_search=False, full_utt=True)
         dec.end_utt()
@@ -117,27 +145,153 @@ class PocketsphinxAligner(Aligner):
             word = _ALT_PRON.sub("", seg.word)
             if word.startswith("<") or word.startswith("[") or word.startswith("+"):
                 continue  # silence, sentence markers and fillers
-            out.append((word, seg.start_frame / FRAME_RATE, (seg.end_frame + 1) / FRAME_RATE))
+            out.append((word, seg.start_frame / frate, (seg.end_frame + 1) / frate))
         return out
 
-    def align(self, audio_16k: np.ndarray, transcript: str | None = None) -> list[Word]:
+    def _search(self, dec, tokens: list[str], prefix: bool) -> None:
+        """The word sequence to align: all of ``tokens``, or (``prefix``) any leading part of it.
+
+        The prefix grammar is the alignment chain with an improbable exit after every word,
+        so the search always ends and says how far the transcript fits the audio.
+        """
+        if not prefix:
+            dec.set_align_text(" ".join(tokens))
+            return
+        n = len(tokens)
+        chain = [(k, k + 1, 1.0, token) for k, token in enumerate(tokens)]
+        exits = [(k, n, PREFIX_EXIT) for k in range(1, n)]
+        dec.add_fsg("prefix", dec.create_fsg("prefix", 0, n, chain + exits))
+        dec.activate_search("prefix")
+
+    def _fit(self, audio: np.ndarray, start: float, end: float, tokens: list[str], budget: list[int],
+             prefix: bool = False) -> tuple[list[tuple[float, float]], str]:
+        """Align ``tokens`` (or, ``prefix``, as many leading tokens as fit) to ``audio[start:end]``.
+
+        Each attempt (frame rate x dither) runs until one places every token; otherwise the
+        attempt that placed the longest prefix wins. Returns (clip-time spans of the placed
+        prefix, the attempt that placed it). The silence padding is taken off again.
+        """
+        piece = audio[int(round(start * SAMPLE_RATE)):int(round(end * SAMPLE_RATE))]
+        padded = np.concatenate([np.zeros(int(PAD_BEFORE * SAMPLE_RATE), np.float32), piece,
+                                 np.zeros(int(PAD_AFTER * SAMPLE_RATE), np.float32)])
+        best: list[tuple[float, float]] = []
+        how = ""
+        for frate in self.frame_rates:
+            dec = self._decoder(align=True, frate=frate)
+            self._add_words(dec, tokens)
+            self._search(dec, tokens, prefix)
+            for dither in DITHERS:
+                if budget[0] <= 0:
+                    return best, how
+                budget[0] -= 1
+                segs = self._segments(dec, padded, dither, frate)
+                spans = []
+                for token, (word, a, b) in zip(tokens, segs):
+                    if word != token:
+                        break
+                    a = min(max(start, a - PAD_BEFORE + start), end)
+                    spans.append((a, min(max(a, b - PAD_BEFORE + start), end)))
+                attempt = f"{1000 // frate} ms frames, dither {dither:g}"
+                if len(spans) == len(tokens) == len(segs):
+                    return spans, attempt
+                if len(spans) > len(best):
+                    best, how = spans, attempt
+        return best, how
+
+    def _pauses(self, audio: np.ndarray) -> list[float]:
+        """Middles of the pauses between speech regions (seconds), or none without silero-vad."""
+        try:
+            from .vad import speech_segments
+
+            regions = speech_segments(audio)
+        except (AlignmentError, ImportError):
+            return []
+        return [(a_end + b_start) / 2 for (_, a_end), (b_start, _) in zip(regions, regions[1:])]
+
+    def _force_align(self, audio: np.ndarray, tokens: list[str]) -> tuple[list[tuple[int, float, float]],
+                                                                          list[int], list[str]]:
+        """(token index, start, end) of every placed token, indexes of lost tokens, steps taken.
+
+        From the current position: align the remaining tokens to the rest of the clip; failing
+        that, keep the words the best prefix placed but the last (its end may be stretched over
+        audio that belongs to the next word) and go on from there; failing that, try windows
+        that end at pauses. When nothing fits, a token is skipped only if the tokens after it
+        fit here (a transcript word that was not said); otherwise the rest is lost.
+        """
+        duration = audio.size / SAMPLE_RATE
+        first_attempt = f"{1000 // self.frame_rates[0]} ms frames, dither {DITHERS[0]:g}"
+        budget = [MAX_DECODES]
+        placed: list[tuple[int, float, float]] = []
+        steps: list[str] = []
+        skipped: list[int] = []
+        pauses: list[float] | None = None
+        i, pos = 0, 0.0
+
+        def take(spans, how: str) -> None:
+            nonlocal i, pos
+            placed.extend((i + k, a, b) for k, (a, b) in enumerate(spans))
+            i, pos = i + len(spans), spans[-1][1]
+            if how != first_attempt:
+                steps.append(how)
+
+        while i < len(tokens) and budget[0] > 0:
+            rest = tokens[i:]
+            spans, how = self._fit(audio, pos, duration, rest, budget)
+            if len(spans) == len(rest):
+                take(spans, how)
+                break
+            spans, how = self._fit(audio, pos, duration, rest, budget, prefix=True)
+            if len(spans) == len(rest):
+                take(spans, "prefix grammar")
+                break
+            if len(spans) >= 2:
+                take(spans[:-1], "aligned the rest again")
+                continue
+            if self.split_at_pauses:
+                if pauses is None:
+                    pauses = self._pauses(audio)
+                for cut in [p for p in pauses if p >= pos + MIN_WINDOW][:MAX_PAUSE_CUTS]:
+                    spans, _ = self._fit(audio, pos, cut, rest, budget, prefix=True)
+                    if len(spans) >= 2:
+                        break
+                if len(spans) >= 2:
+                    take(spans[:-1], "split at a pause")
+                    continue
+            if len(rest) > 2 and len(self._fit(audio, pos, duration, rest[1:], budget, prefix=True)[0]) >= 2:
+                skipped.append(i)
+                i += 1
+                steps.append("word skipped")
+                continue
+            break
+        lost = sorted(skipped + list(range(i, len(tokens))))
+        if budget[0] <= 0 and i < len(tokens):
+            steps.append("decode budget spent")
+        return placed, lost, steps
+
+    def align_detailed(self, audio_16k: np.ndarray, transcript: str | None = None) -> Alignment:
         audio = check_audio(audio_16k)
         duration = audio.size / SAMPLE_RATE
         if not transcript or not transcript.strip():
-            return self._recognized_words(audio, duration)
-        dec = self._decoder(align=True)
-        surface, tokens = self._dict_tokens(dec, transcript)
+            return Alignment(words=self._recognized_words(audio, duration))
+        surface, tokens = self._tokenize(transcript)
         if not tokens:
             raise AlignmentError("the transcript has no words to align")
-        dec.set_align_text(" ".join(tokens))
-        segs = self._segments(dec, audio)
-        if len(segs) != len(tokens):  # one retry with stronger dither before giving up
-            segs = self._segments(dec, audio, dither=1e-3)
-        if len(segs) != len(tokens):
-            raise AlignmentError(f"forced alignment failed: {len(segs)} of {len(tokens)} words aligned "
+        placed, lost, steps = self._force_align(audio, tokens)
+        if not placed:
+            raise AlignmentError(f"forced alignment failed: 0 of {len(tokens)} words aligned "
                                  "(audio and transcript may not match)")
-        words = [Word(text=s, start=a, end=b) for s, (_, a, b) in zip(surface, segs)]
-        return finalize_words(words, duration)
+        words = finalize_words([Word(text=surface[i], start=a, end=b) for i, a, b in placed], duration)
+        return Alignment(words=words, lost=[surface[i] for i in lost], steps=list(dict.fromkeys(steps)))
+
+    def align(self, audio_16k: np.ndarray, transcript: str | None = None) -> list[Word]:
+        """Timed words of every transcript word; a word that cannot be aligned is an error here
+        (use :meth:`align_detailed` to keep the rest of the clip)."""
+        result = self.align_detailed(audio_16k, transcript)
+        if result.lost:
+            total = len(result.words) + len(result.lost)
+            raise AlignmentError(f"forced alignment failed: {len(result.words)} of {total} words aligned "
+                                 f"(lost: {' '.join(result.lost[:10])}{' ...' if len(result.lost) > 10 else ''})")
+        return result.words
 
     def _recognized_words(self, audio: np.ndarray, duration: float) -> list[Word]:
         segs = self._segments(self._decoder(align=False), audio)
