@@ -1,0 +1,197 @@
+"""The lab corpus: answers recomputed from the synthesis parameters and from the audio itself,
+evidence and rationales, disjoint voices, and the checks that no clip statistic or text prior
+answers a question (bag-of-frames probe and text-only baseline at chance, the probe's control
+above it)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from tgsr.audio import load_audio
+from tgsr.data.lab import (
+    LAB_FAMILIES,
+    MARKER_BAND_HZ,
+    SPLITS,
+    lab_voice_pools,
+    make_lab,
+    make_scene,
+    read_scenes,
+)
+from tgsr.errors import TgsrError
+from tgsr.records import QAExample, read_jsonl
+from tgsr.spans import find_spans
+
+SR = 16_000
+EVIDENCE_COUNT = {"after_marker": 2, "before_marker": 2, "after_turn": 2, "ordinal_beep": 1,
+                  "compare_marker": 3, "read_at": 1}
+
+
+def qa(corpus: Path, split: str) -> list[QAExample]:
+    return read_jsonl(corpus / split / "qa.jsonl", QAExample).records
+
+
+def expected_letter(ex: QAExample) -> str:
+    """The gold letter recomputed from the recorded scene alone: events sorted by time, pitch
+    names by rank among the clip's beeps (not through the generator's code)."""
+    scene = ex.meta["scene"]
+    events = sorted(scene["events"], key=lambda e: e["start"])
+    beeps = [e for e in events if e["kind"] == "beep"]
+    rank = {p: i for i, p in enumerate(sorted(e["pitch_hz"] for e in beeps))}
+    marker = next(e for e in events if e["kind"] == "marker")
+    after = min((e for e in beeps if e["start"] >= marker["end"]), key=lambda e: e["start"])
+    before = max((e for e in beeps if e["end"] <= marker["start"]), key=lambda e: e["end"])
+    fam = ex.meta["family"]
+    if fam == "compare_marker":
+        return "b" if after["pitch_hz"] > before["pitch_hz"] else "a"
+    if fam == "after_marker":
+        target = after
+    elif fam == "before_marker":
+        target = before
+    elif fam == "ordinal_beep":
+        words = ["first", "second", "third", "fourth"]
+        target = beeps[next(i for i, w in enumerate(words) if f"the {w} beep" in ex.question)]
+    elif fam == "after_turn":
+        turn = scene["turns"][ex.meta["turn"]]
+        target = min((e for e in beeps if e["start"] >= turn["end"]), key=lambda e: e["start"])
+    elif fam == "read_at":
+        (span,) = find_spans(ex.question)
+        target = next(e for e in beeps if span.start <= e["start"] and e["end"] <= span.end)
+    else:
+        raise AssertionError(fam)
+    return "abcd"[rank[target["pitch_hz"]]]
+
+
+def peak_hz(audio: np.ndarray, start: float, end: float) -> float:
+    seg = audio[int(start * SR):int(end * SR)]
+    spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size), 8 * seg.size))
+    return float(np.fft.rfftfreq(8 * seg.size, 1 / SR)[np.argmax(spec)])
+
+
+def test_every_answer_recomputed_from_the_scene(lab_corpus):
+    seen = Counter()
+    for split in SPLITS:
+        for ex in qa(lab_corpus, split):
+            assert ex.answer == expected_letter(ex), ex.id
+            assert ex.answer_text == ex.choices[ex.answer_index]
+            seen[ex.meta["family"]] += 1
+    assert set(seen) == set(LAB_FAMILIES)
+
+
+def test_the_audio_holds_the_recorded_events(lab_corpus):
+    for split in ("validation", "test"):
+        for scene in read_scenes(lab_corpus / split / "scenes.jsonl"):
+            audio = load_audio(scene.audio)
+            assert abs(audio.size / SR - scene.duration) < 2e-3
+            events = scene.events
+            assert [e.start for e in events] == sorted(e.start for e in events)
+            assert all(a.end < b.start for a, b in zip(events, events[1:]))
+            assert sorted(e.pitch_hz for e in scene.beeps) == [300.0, 600.0, 1200.0, 2400.0]
+            for e in events:
+                assert not any(e.start < t.end and t.start < e.end for t in scene.turns), scene.clip_id
+                if e.kind == "beep":
+                    assert abs(peak_hz(audio, e.start, e.end) - e.pitch_hz) < 0.02 * e.pitch_hz
+                else:
+                    seg = audio[int(e.start * SR):int(e.end * SR)]
+                    power = np.abs(np.fft.rfft(seg)) ** 2
+                    f = np.fft.rfftfreq(seg.size, 1 / SR)
+                    band = power[(f >= MARKER_BAND_HZ[0]) & (f <= MARKER_BAND_HZ[1])].sum()
+                    assert band > 0.95 * power.sum()
+
+
+def test_evidence_and_rationales(lab_corpus):
+    for ex in qa(lab_corpus, "train") + qa(lab_corpus, "test"):
+        fam = ex.meta["family"]
+        assert len(ex.evidence) == EVIDENCE_COUNT[fam], ex.id
+        events = ex.meta["scene"]["events"]
+        asked = events[ex.meta["asked_event"]]
+        assert any(s <= asked["start"] and asked["end"] <= e for s, e in ex.evidence)
+        cited = [(s.start, s.end) for s in find_spans(ex.rationale.split("Final answer")[0])]
+        assert cited == [tuple(x) for x in ex.evidence]
+        assert not find_spans(ex.rationale_plain)
+        # the plain rationale is the grounded one without the times, sentence for sentence
+        grounded = ex.rationale.split("\n")
+        plain = ex.rationale_plain.split("\n")
+        assert len(grounded) == len(plain) == len(ex.evidence) + 1
+        for g, p in zip(grounded[:-1], plain[:-1]):
+            rest = g.split(", ", 1)[1]
+            assert p == rest[:1].upper() + rest[1:]
+        assert grounded[-1] == plain[-1] == f"Final answer: ({ex.answer}) {ex.answer_text}"
+
+
+def test_read_at_is_a_training_family_only(lab_corpus):
+    assert any(ex.task == "read_at" for ex in qa(lab_corpus, "train"))
+    assert not any(ex.task == "read_at" for s in ("validation", "test") for ex in qa(lab_corpus, s))
+
+
+def test_voices_are_disjoint_across_splits(lab_corpus):
+    from tgsr.data.tts import get_engine
+    from tgsr.data.voices import engine_configs
+
+    pools = lab_voice_pools(engine_configs(get_engine("espeak")), 0)
+    keys = {s: {c.voice.key for c in pools[s]} for s in SPLITS}
+    assert all(keys[s] for s in SPLITS)
+    assert not (keys["train"] & keys["validation"]) and not (keys["train"] & keys["test"])
+    assert not (keys["validation"] & keys["test"])
+    used = {s: {v["key"] for sc in read_scenes(lab_corpus / s / "scenes.jsonl") for v in sc.voices} for s in SPLITS}
+    assert all(used[s] <= keys[s] for s in SPLITS)
+    manifest = json.loads((lab_corpus / "manifest.json").read_text())
+    assert manifest["splits"]["test"]["clips"] == 50
+
+
+def test_scenes_are_deterministic():
+    from tgsr.data.lexicon import lexicon
+    from tgsr.data.tts import get_engine
+    from tgsr.data.voices import engine_configs
+
+    engine = get_engine("espeak")
+    pool = lab_voice_pools(engine_configs(engine), 3)["validation"]
+    items, places = lexicon(None)
+    a, xa = make_scene("validation", 7, 3, pool, {"espeak": engine}, items, places, max_turns=3)
+    b, xb = make_scene("validation", 7, 3, pool, {"espeak": engine}, items, places, max_turns=3)
+    c, _ = make_scene("validation", 8, 3, pool, {"espeak": engine}, items, places, max_turns=3)
+    assert a == b and np.array_equal(xa, xb)
+    assert c.events != a.events
+
+
+def _within_chance(hits: int, n: int, p: float) -> bool:
+    return binomtest(hits, n, p).pvalue > 0.001
+
+
+def test_no_clip_statistic_or_text_prior_answers(lab_corpus):
+    from tgsr.data.frame_probe import bag_of_frames_probe
+    from tgsr.data.text_baseline import MostFrequentAnswerText
+
+    train, test = qa(lab_corpus, "train"), qa(lab_corpus, "test")
+    assert len(test) >= 200
+    clip = bag_of_frames_probe(train, test, "clip")
+    control = bag_of_frames_probe(train, test, "evidence")
+    four = [t for t in clip.per_task if t != "compare_marker"]
+    h4, n4 = sum(clip.per_task[t]["hits"] for t in four), sum(clip.per_task[t]["n"] for t in four)
+    cmp = clip.per_task["compare_marker"]
+    assert _within_chance(h4, n4, 0.25), clip.to_dict()
+    assert _within_chance(cmp["hits"], cmp["n"], 0.5), clip.to_dict()
+    # the same probe reads the answer when given the audio at the evidence: the check can fail
+    assert control.accuracy > 0.9 and not _within_chance(control.hits, control.n, control.chance), control.to_dict()
+    model = MostFrequentAnswerText().fit(train)
+    text_hits = Counter()
+    for ex in test:
+        text_hits[len(ex.choices), model.predict(ex) == ex.answer_index] += 1
+    for k in (2, 4):
+        assert _within_chance(text_hits[k, True], text_hits[k, True] + text_hits[k, False], 1 / k)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(TgsrError, match="unknown lab splits"):
+        make_lab(tmp_path, {"dev": 2}, progress=False)
+    with pytest.raises(TgsrError, match="unknown lab families"):
+        make_lab(tmp_path, {"train": 1}, families={"train": ("pitch",)}, progress=False)
+    bad = tmp_path / "scenes.jsonl"
+    bad.write_text('{"clip_id": "x"}\n')
+    with pytest.raises(TgsrError, match=r"scenes.jsonl:1"):
+        read_scenes(bad)
