@@ -1,0 +1,66 @@
+"""Paired statistics against scipy: exact binomial and McNemar p-values, bootstrap intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, bootstrap
+
+from tgsr.analysis.stats import above_chance, contrast, exact_binomial_p, mcnemar_exact, paired_bootstrap
+from tgsr.errors import TgsrError
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_binomial_p_values_match_scipy(alternative):
+    for n, p in ((1, 0.5), (7, 0.25), (20, 0.5), (96, 0.25), (300, 0.3), (1000, 0.25)):
+        for k in sorted({0, 1, n // 4, n // 3, n // 2, n - 1, n}):
+            ours = exact_binomial_p(k, n, p, alternative)
+            ref = binomtest(k, n, p, alternative=alternative).pvalue
+            assert ours == pytest.approx(ref, rel=1e-9, abs=1e-300), (k, n, p, alternative)
+
+
+def test_mcnemar_is_the_binomial_test_on_discordant_pairs():
+    rng = np.random.default_rng(0)
+    a = rng.random(400) < 0.6
+    b = np.where(rng.random(400) < 0.8, a, ~a) & (rng.random(400) < 0.9)
+    r = mcnemar_exact(a, b)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    assert (r.only_a, r.only_b, r.n) == (only_a, only_b, 400) and only_a > only_b
+    assert r.pvalue == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue, rel=1e-9)
+    g = mcnemar_exact(a, b, "greater")
+    assert g.pvalue == pytest.approx(binomtest(only_a, only_a + only_b, 0.5, alternative="greater").pvalue, rel=1e-9)
+    assert mcnemar_exact([1, 0, 1], [1, 0, 1]).pvalue == 1.0  # no discordant pair
+
+
+def test_paired_bootstrap_matches_scipy_percentile_interval():
+    rng = np.random.default_rng(1)
+    a = (rng.random(500) < 0.55).astype(int)
+    b = (rng.random(500) < 0.45).astype(int)
+    ours = paired_bootstrap(a, b, n_resamples=20_000, seed=3)
+    ref = bootstrap((a, b), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis), paired=True,
+                    vectorized=True, n_resamples=20_000, method="percentile", confidence_level=0.95,
+                    random_state=np.random.default_rng(4)).confidence_interval
+    assert ours.difference == pytest.approx(a.mean() - b.mean())
+    assert ours.low == pytest.approx(ref.low, abs=0.006) and ours.high == pytest.approx(ref.high, abs=0.006)
+    assert ours.low < ours.difference < ours.high
+    # the pairing matters: identical models give a degenerate interval at 0
+    same = paired_bootstrap(a, a, seed=0)
+    assert same.low == same.high == 0.0
+
+
+def test_contrast_and_chance():
+    c = contrast("A", [1, 1, 1, 0, 1, 1], "B", [0, 1, 0, 0, 1, 0], n_resamples=1000)
+    assert (c.accuracy_a, c.accuracy_b) == (5 / 6, 2 / 6) and c.mcnemar.only_a == 3 and c.mcnemar.only_b == 0
+    t = above_chance([1] * 40 + [0] * 60, 0.25)
+    assert t.accuracy == 0.4 and t.pvalue == pytest.approx(binomtest(40, 100, 0.25, alternative="greater").pvalue)
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(TgsrError, match="equal-length"):
+        mcnemar_exact([1, 0], [1, 0, 1])
+    with pytest.raises(TgsrError, match="correctness"):
+        paired_bootstrap([0.5, 1], [1, 0])
+    with pytest.raises(TgsrError, match="no items"):
+        mcnemar_exact([], [])
+    with pytest.raises(TgsrError, match="0 <= k <= n"):
+        exact_binomial_p(5, 3, 0.5)
