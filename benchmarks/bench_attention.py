@@ -146,8 +146,8 @@ def main() -> int:
     print(f"Qwen2.5-Omni thinker, {a.layers} layers x {a.heads} heads, hidden {a.hidden}; sequence {f['seq']} tokens, "
           f"{f['n_gen']} generated rows analysed; torch threads {os.environ.get('BENCH_THREADS', '2')}")
     print(f"{'variant':<34} {'peak extra RSS':>15} {'attention held':>15} {'forward s':>10}")
-    print(f"{'output_attentions=True (eager)':<34} {f['peak_delta'] / mib:>12.1f} MiB {f['attention_bytes'] / mib:>12.1f} MiB "
-          f"{f['seconds']:>10.2f}")
+    print(f"{'output_attentions=True (eager)':<34} {f['peak_delta'] / mib:>12.1f} MiB "
+          f"{f['attention_bytes'] / mib:>12.1f} MiB {f['seconds']:>10.2f}")
     print(f"{'tgsr block recorder (chunk ' + str(a.chunk) + ')':<34} {b['peak_delta'] / mib:>12.1f} MiB "
           f"{b['attention_bytes'] / mib:>12.1f} MiB {b['seconds']:>10.2f}")
     print(f"peak memory ratio (recorder / full): {b['peak_delta'] / f['peak_delta']:.3f}x  (goal <= 0.1x)")

@@ -104,7 +104,7 @@ def main() -> None:
                          ("compaction", {"count": "paper"})]:
         reward = get_reward(name, **params)
         cols = {"answer": ["b"] * len(completions)}
-        t = timed(lambda: reward(completions, **cols))
+        t = timed(lambda r=reward, c=cols: r(completions, **c))
         label = name + (f"[{params['count']}]" if params else "")
         print(f"  reward {label:24s}  {t:.3f} s ({1e6 * t / len(completions):.0f} us/completion)")
 

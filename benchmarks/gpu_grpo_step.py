@@ -177,9 +177,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(the end-token suppression is kept)")
     p.add_argument("--variants", default="base",
                    help="comma-separated generation variants, each timed as its own GRPO step after the first "
-                        "one's mode is settled: " + "; ".join(f"{k}: {v['what']}" for k, v in VARIANTS.items())
+                        "one's mode is settled: "
+                        + "; ".join(f"{k}: {v['what']}" for k, v in VARIANTS.items())
                         + ". A variant that would not finish before --time-budget is skipped and reported")
-    p.add_argument("--copy-gib", type=float, default=None, help="GiB per copy buffer for the bandwidth probe (default 2)")
+    p.add_argument("--copy-gib", type=float, default=None,
+                   help="GiB per copy buffer for the bandwidth probe (default 2)")
     p.add_argument("--matmul-n", type=int, default=None, help="matrix size for the bf16 matmul probe (default 8192)")
     p.add_argument("--time-budget", type=float, default=None,
                    help="seconds from the start after which no further timed step begins (at least one timed step "

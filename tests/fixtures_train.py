@@ -45,7 +45,8 @@ def _pitch_clip(rng: np.random.Generator, high: bool) -> np.ndarray:
     return audio.astype(np.float32)
 
 
-def write_toy_corpus(out: Path, n_train: int = 48, n_test: int = 16, seed: int = 0, format_correct: float = 0.8) -> Path:
+def write_toy_corpus(out: Path, n_train: int = 48, n_test: int = 16, seed: int = 0,
+                     format_correct: float = 0.8) -> Path:
     from tgsr.audio import save_audio
 
     rng = np.random.default_rng(seed)

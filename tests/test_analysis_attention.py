@@ -115,7 +115,8 @@ def test_phases_partition_tokens_and_find_timestamps_and_answer():
     assert all(p == "answer" for p in phases[ans:])
     assert all(p != "answer" for p in phases[:ans])
     # no final line stating an answer: no answer tokens
-    assert "answer" not in token_phases("just talking", token_char_spans(_CharTokenizer(), [ord(c) for c in "just talking"]))
+    talk = "just talking"
+    assert "answer" not in token_phases(talk, token_char_spans(_CharTokenizer(), [ord(c) for c in talk]))
 
 
 def test_summary_averages_phases():

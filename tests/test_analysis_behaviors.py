@@ -88,9 +88,11 @@ def test_grounding_precision_against_evidence():
 
 def test_rule_judge_compares_the_argued_option_with_the_final_letter():
     j = RuleJudge()
-    ok = "The first voice speaks before anyone else, so the answer is the first speaker.\nFinal answer: (a) the first speaker"
+    ok = ("The first voice speaks before anyone else, so the answer is the first speaker.\n"
+          "Final answer: (a) the first speaker")
     assert j.judge("Who speaks first?", CHOICES, ok).score == 1.0
-    bad = "From 0.1s to 1.0s the second speaker talks first, so it is the second speaker.\nFinal answer: (a) the first speaker"
+    bad = ("From 0.1s to 1.0s the second speaker talks first, so it is the second speaker.\n"
+           "Final answer: (a) the first speaker")
     v = j.judge("Who speaks first?", CHOICES, bad)
     assert v.score == 0.0 and v.argued == "b"
     neg = "It is not (b); option a fits.\nFinal answer: (b) the second speaker"

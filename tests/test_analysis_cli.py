@@ -128,5 +128,6 @@ def test_analyze_attention_teacher_forced_rationales_have_all_phases(tiny_af3_di
     n = {g: s["mass"][g]["n_tokens"] for g in ("all", "reasoning", "timestamp", "answer")}
     assert n["timestamp"] > 0 and n["answer"] > 0 and n["reasoning"] > 0
     assert n["all"] == n["reasoning"] + n["timestamp"] + n["answer"]
-    assert main(["analyze", "attention", "--model", str(tiny_af3_dir), "--data", str(synth_corpus / "test" / "qa.jsonl"),
-                 "--queries", "--teacher-force", "rationale", "--out", str(tmp_path / "bad")]) == 1
+    assert main(["analyze", "attention", "--model", str(tiny_af3_dir),
+                 "--data", str(synth_corpus / "test" / "qa.jsonl"), "--queries",
+                 "--teacher-force", "rationale", "--out", str(tmp_path / "bad")]) == 1

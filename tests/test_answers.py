@@ -104,7 +104,8 @@ ANSWER_LINES = [
     # text, the answer line's text, its letter
     ("x\n**Final answer:** (b)\n\n", "Final answer: (b)", "b"),
     ("x\n**Final answer: (b)**\n", "Final answer: (b)", "b"),
-    ("From 1.00s to 2.00s two voices.\nFinal answer: (c) three speakers\n\n  \n", "Final answer: (c) three speakers", "c"),
+    ("From 1.00s to 2.00s two voices.\nFinal answer: (c) three speakers\n\n  \n",
+     "Final answer: (c) three speakers", "c"),
     ("reasoning\n\nFinal answer: (a)\n**\n", "Final answer: (a)", "a"),
     ("Final answer: (d) dog", "Final answer: (d) dog", "d"),
     ("a\n\n> Answer: (b)\n  \n", "Answer: (b)", "b"),

@@ -192,7 +192,8 @@ def test_align_reports_and_skips_bad_audio(corpus, speech_clips):
     assert np.mean([abs(a.start - b.start) for a, b in zip(got, ref)]) < 0.04
     assert clips["stereo"].duration == pytest.approx(len(speech_clips[1].audio) / 16000, abs=0.01)
     assert all(w.speaker == "s1" for w in clips["good"].words)  # speaker of the known utterance
-    assert clips["good"].audio.endswith("good.wav") and not Path(json.loads(out.read_text().splitlines()[0])["audio"]).is_absolute()
+    assert clips["good"].audio.endswith("good.wav")
+    assert not Path(json.loads(out.read_text().splitlines()[0])["audio"]).is_absolute()
 
 
 def test_resumed_run_gives_the_same_output_without_duplicates(corpus):
@@ -378,7 +379,8 @@ def test_sta_reports_malformed_lines(tmp_path):
                      words=[Word(text=f"w{i}", start=i * 0.3, end=i * 0.3 + 0.2) for i in range(6)])
     write_jsonl(tmp_path / "w.jsonl", [good])
     with open(tmp_path / "w.jsonl", "a") as fh:
-        fh.write('{"clip_id": "b", "audio": "b.wav", "duration": 2.0, "words": [{"text": "x", "start": 1.0, "end": 0.5}]}\n')
+        fh.write('{"clip_id": "b", "audio": "b.wav", "duration": 2.0, '
+                 '"words": [{"text": "x", "start": 1.0, "end": 0.5}]}\n')
     summary, errors = build_sta(tmp_path / "w.jsonl", tmp_path / "s.jsonl", StaOptions(per_clip=2))
     assert summary.examples == 2 and summary.bad_records == 1
     assert errors[0].line == 2 and errors[0].field == "words[0].end"

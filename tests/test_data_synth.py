@@ -407,7 +407,7 @@ def test_optional_engines_join_the_corpus(tmp_path):
     used = set()
     for split in SPLITS:
         words, _, qa, voices = load(tmp_path, split)
-        for clip_id, vs in voices.items():
+        for vs in voices.values():
             used |= {v["engine"] for v in vs}
         for ex in qa:
             check_gold(ex, clip_of(words, ex), voices[clip_of(words, ex).clip_id])

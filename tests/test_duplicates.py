@@ -1,4 +1,5 @@
-"""One duplicate policy: the first record of an id is kept, every repeat is an error row (file:line, reason), counted."""
+"""One duplicate policy: the first record of an id is kept,
+every repeat is an error row (file:line, reason), counted."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ def test_meld_test_split(benchmarks_dir, tmp_path):
 
 def test_meld_bad_row_names_the_line(tmp_path):
     p = tmp_path / "test_sent_emo.csv"
-    p.write_text("Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\n"
+    p.write_text("Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,"
+                 "StartTime,EndTime\n"
                  '1,Hi,Mark,joy,positive,0,0,3,19,"00:14:38,127","00:14:40,378"\n'
                  '2,Hey,Mark,bored,positive,0,1,3,19,"00:14:38,127","00:14:40,378"\n')
     with pytest.raises(RecordError) as e:

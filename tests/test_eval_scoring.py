@@ -28,7 +28,8 @@ def mmau(benchmarks_dir):
 
 @pytest.fixture(scope="module")
 def mmar(benchmarks_dir):
-    return [json.loads(line) for line in (benchmarks_dir / "mmar/MMAR-meta.jsonl").read_text(encoding="utf-8").splitlines()]
+    text = (benchmarks_dir / "mmar/MMAR-meta.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def _with(records, key, fn):

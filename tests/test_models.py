@@ -493,11 +493,12 @@ def test_batching_does_not_change_a_rows_logprobs(lm):
         batch = lm.completion_logprobs(lm.build_inputs(audios, convs), ids, mask)
         for i in range(3):
             n = int(mask[i].sum())
-            alone = lm.completion_logprobs(lm.build_inputs([audios[i]], [convs[i]]), ids[i:i + 1, :n], mask[i:i + 1, :n])
+            alone = lm.completion_logprobs(lm.build_inputs([audios[i]], [convs[i]]),
+                                           ids[i:i + 1, :n], mask[i:i + 1, :n])
             torch.testing.assert_close(batch[i:i + 1, :n], alone, rtol=0, atol=1e-4)
         rep = lm.repeat_rows(lm.build_inputs(audios, convs), 2)
-        torch.testing.assert_close(lm.completion_logprobs(rep, ids.repeat_interleave(2, 0), mask.repeat_interleave(2, 0)),
-                                   batch.repeat_interleave(2, 0), rtol=0, atol=1e-6)
+        rep_logprobs = lm.completion_logprobs(rep, ids.repeat_interleave(2, 0), mask.repeat_interleave(2, 0))
+        torch.testing.assert_close(rep_logprobs, batch.repeat_interleave(2, 0), rtol=0, atol=1e-6)
 
 
 def test_a_missing_local_model_folder_fails_at_once(tmp_path, monkeypatch):

@@ -73,7 +73,8 @@ def test_a_second_process_is_refused_naming_the_holder_and_a_dead_one_is_taken_o
 
 def test_a_lock_from_another_host_is_refused(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 4242, "host": "elsewhere", "started": "x", "command": "c"}))
-    with pytest.raises(FolderLockedError, match=r"locked from another host \(pid 4242 on elsewhere.*delete .*\.tgsr\.lock"):
+    with pytest.raises(FolderLockedError,
+                       match=r"locked from another host \(pid 4242 on elsewhere.*delete .*\.tgsr\.lock"):
         FolderLock(tmp_path).acquire()
 
 
@@ -199,7 +200,8 @@ def test_prediction_rows_record_the_settings_that_produced_them(tiny_omni_dir, t
     for prompt in ("grounded", "cot"):
         run_eval(RunConfig(model=str(tiny_omni_dir), benchmark="sta", out=str(tmp_path / prompt), data_root=str(data),
                            prompt=prompt, max_new_tokens=4, temperature=0.5, seed=3), lm=lm, progress=False)
-    rows = {p: [json.loads(x) for x in (tmp_path / p / PREDICTIONS).read_text().splitlines()] for p in ("grounded", "cot")}
+    rows = {p: [json.loads(x) for x in (tmp_path / p / PREDICTIONS).read_text().splitlines()]
+            for p in ("grounded", "cot")}
     for prompt, preds in rows.items():
         assert len(preds) == 2
         for r in preds:

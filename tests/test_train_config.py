@@ -58,7 +58,8 @@ def test_overrides_are_yaml_typed_and_cpu_is_fp32():
 
 
 def test_located_errors(tmp_path):
-    with pytest.raises(ConfigError, match="'learnin_rate' \\(a command-line override\\) \\(did you mean 'learning_rate'"):
+    with pytest.raises(ConfigError,
+                       match="'learnin_rate' \\(a command-line override\\) \\(did you mean 'learning_rate'"):
         load_config("sta", None, ["learnin_rate=1"], extra=REQ)
     recipe = tmp_path / "r.yaml"
     recipe.write_text("tgsr:\n  model: m\n  train_file: t\nlearnin_rate: 1\n")

@@ -229,7 +229,8 @@ class QAExample:
             raise FieldError("answer", f"expected a letter a..{LETTERS[len(choices) - 1]}, got {d['answer']!r}")
         answer_text = _str(d, "answer_text", "") or choices[LETTERS.index(answer)]
         if answer_text != choices[LETTERS.index(answer)]:
-            raise FieldError("answer_text", f"{answer_text!r} is not choice ({answer}) {choices[LETTERS.index(answer)]!r}")
+            raise FieldError("answer_text",
+                             f"{answer_text!r} is not choice ({answer}) {choices[LETTERS.index(answer)]!r}")
         meta = _get(d, "meta", {})
         if not isinstance(meta, dict):
             raise FieldError("meta", "expected an object")
@@ -242,7 +243,7 @@ class QAExample:
             rationale=_str(d, "rationale", ""), rationale_plain=_str(d, "rationale_plain", ""), meta=meta,
         )
         if ex.duration is not None:
-            for i, (s, e) in enumerate(ex.evidence):
+            for i, (_, e) in enumerate(ex.evidence):
                 if e > ex.duration + 1e-6:
                     raise FieldError(f"evidence[{i}]", f"span ends at {e}, past the clip duration {ex.duration}")
         return ex
@@ -506,6 +507,7 @@ def repair_torn_tail(path: str | Path) -> bool:
 __all__ = [
     "LETTERS", "FieldError", "Word", "Utterance", "ClipWords", "StaExample", "QAExample", "Prediction",
     "ManifestItem",
-    "DuplicateRecord", "FirstSeen", "LoadResult", "read_jsonl", "write_jsonl", "append_jsonl", "completed_ids", "repair_torn_tail",
+    "DuplicateRecord", "FirstSeen", "LoadResult", "read_jsonl", "write_jsonl", "append_jsonl", "completed_ids",
+    "repair_torn_tail",
     "iter_jsonl_dicts", "record_to_dict",
 ]

@@ -68,10 +68,11 @@ def partition_blocks(blocks: Mapping[str, tuple[int, int]], seq_len: int) -> Blo
     """Turn the model adapter's block ranges into a partition of the whole sequence.
 
     ``tgsr.models`` adapters already report a partition; other sources may report only the
-    core of each block (e.g. the audio placeholder tokens). Tokens in between -- chat-template markers such as ``<|im_start|>user``, ``<|audio_bos|>`` or
-    ``<|im_start|>assistant`` -- are given to the block on their left (the ones before the
-    first block go to ``system``), so every key belongs to exactly one block and a row's
-    block masses add up to its total attention. An empty or missing block gets zero width.
+    core of each block (e.g. the audio placeholder tokens). Tokens in between -- chat-template
+    markers such as ``<|im_start|>user``, ``<|audio_bos|>`` or ``<|im_start|>assistant`` -- are
+    given to the block on their left (the ones before the first block go to ``system``), so
+    every key belongs to exactly one block and a row's block masses add up to its total
+    attention. An empty or missing block gets zero width.
     """
     missing = [n for n in ("audio", "output") if n not in blocks]
     if missing:
@@ -390,11 +391,12 @@ def table4_rows(summaries: Mapping[str, dict], norm: str = "mass") -> str:
     for label, s in summaries.items():
         sec = s.get(norm, {})
 
-        def cell(g):
+        cells = []
+        for g in ("all", "reasoning", "timestamp", "answer"):
             m = sec.get(g, {}).get("mean")
-            return f"{m['audio']:.4f}" if m else "n/a"
+            cells.append(f"{m['audio']:.4f}" if m else "n/a")
         n = sec.get("all", {}).get("n_tokens", 0)
-        lines.append(f"| {label} | {cell('all')} | {cell('reasoning')} | {cell('timestamp')} | {cell('answer')} | {n} |")
+        lines.append(f"| {label} | {' | '.join(cells)} | {n} |")
     return "\n".join(lines)
 
 

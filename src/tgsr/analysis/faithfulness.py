@@ -65,7 +65,7 @@ def random_spans(lengths: Sequence[float], duration: float, rng: np.random.Gener
     for length in sorted(lengths, reverse=True):
         length = min(length, duration)
         best = None
-        for attempt in range(tries):
+        for _ in range(tries):
             s = float(rng.uniform(0.0, max(0.0, duration - length)))
             cand = (s, s + length)
             if _overlaps(cand, placed):

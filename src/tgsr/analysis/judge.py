@@ -105,7 +105,7 @@ def argued_option(reasoning: str, choices: Sequence[str]) -> tuple[str | None, s
                 continue
             taken.append((m.start(), m.end()))
             mentions.append((m.start(), m.end(), letters[i]))
-    kept = [(s, e, l) for s, e, l in mentions if not _negated(reasoning, s)]
+    kept = [(s, e, letter) for s, e, letter in mentions if not _negated(reasoning, s)]
     if not kept:
         return None, "the reasoning mentions no option" if not mentions else "the reasoning only rules options out"
     s, e, letter = max(kept, key=lambda t: (t[1], t[1] - t[0]))

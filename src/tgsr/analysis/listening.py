@@ -45,7 +45,8 @@ def listening_table(run_dirs: Sequence[str | Path]) -> tuple[str, dict]:
         if cond in g:
             raise TgsrError(f"two {cond} runs for {model} on {key[1]}: {g[cond]['dir']} and {d}")
         g[cond] = {"value": value, "dir": str(d)}
-    lines = ["| model | benchmark | metric | own | swapped | silence | own - swapped |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | benchmark | metric | own | swapped | silence | own - swapped |",
+             "|---|---|---|---|---|---|---|"]
     data = []
     for (model, bench), g in groups.items():
         vals = {c: (g.get(c) or {}).get("value") for c in CONDITIONS}

@@ -147,7 +147,8 @@ def attention(args: argparse.Namespace) -> int:
     print(table)
     for label, s in summaries.items():
         if s.get("n_failed"):
-            print(f"{label}: {s['n_failed']} of {s['n_items']} items failed (see {args.out / label}/attention_items.jsonl)")
+            print(f"{label}: {s['n_failed']} of {s['n_items']} items failed "
+                  f"(see {args.out / label}/attention_items.jsonl)")
     print(f"results in {args.out}")
     return 0 if done else 1
 

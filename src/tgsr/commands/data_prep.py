@@ -38,8 +38,8 @@ def register(tree) -> None:
     p.add_argument("--vad", choices=("auto", "on", "off"), default="auto",
                    help="Whisper backends: cut clips into speech chunks with silero-vad (auto: clips > 30 s)")
     p.add_argument("--language", help="Whisper backends: language code (default: en)")
-    p.add_argument("--beam-size", type=int, help="Whisper backends: beam size (default: greedy for whisper-timestamped, "
-                        "5 for faster-whisper)")
+    p.add_argument("--beam-size", type=int,
+                   help="Whisper backends: beam size (default: greedy for whisper-timestamped, 5 for faster-whisper)")
     p.add_argument("--limit", type=int, help="stop after this many clips (trial runs)")
 
     p = data.command("sta", "Sample phrases with their time spans: Stage-1 STA examples.", locks_output()(_cmd_sta))

@@ -250,7 +250,8 @@ def _render(plan: ClipPlan, engines: dict, noise_snr: float | None, rng: np.rand
     clip_audio = np.concatenate(pieces)
     # measure each speaker's pitch and rate from what was actually synthesized
     for spk in speakers:
-        segs = [clip_audio[int(turns[i].start * SAMPLE_RATE):int(np.ceil(turns[i].end * SAMPLE_RATE))] for i in spk.turns]
+        segs = [clip_audio[int(turns[i].start * SAMPLE_RATE):int(np.ceil(turns[i].end * SAMPLE_RATE))]
+                for i in spk.turns]
         spk.f0 = median_f0(np.concatenate(segs))
         ws = [x for i in spk.turns for s in turns[i].sentences for x in s.words]
         spk.talk_time = float(sum(x.end - x.start for x in ws))

@@ -428,5 +428,5 @@ def evidence(draft: Draft) -> list[tuple[float, float]]:
     return [c.span for c in draft.claims if c.span is not None]
 
 
-__all__ = ["FAMILIES", "first_start_pool", "start_range_options", "START_EDGES", "Claim", "Draft", "LetterSchedule", "arrange", "rationales", "evidence", "cite",
-           "speaker_name", "voice_name", "N_OPTIONS", "LETTERS"]
+__all__ = ["FAMILIES", "first_start_pool", "start_range_options", "START_EDGES", "Claim", "Draft", "LetterSchedule",
+           "arrange", "rationales", "evidence", "cite", "speaker_name", "voice_name", "N_OPTIONS", "LETTERS"]

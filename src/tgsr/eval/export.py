@@ -155,4 +155,5 @@ def read_export(path: str | Path, fmt: str | None = None) -> list[dict]:
     raise RecordError(path, None, None, "expected a .json or .jsonl file")
 
 
-__all__ = ["ExportFormat", "FORMATS", "last_line", "written_answer", "export_text", "export_records", "write_export", "read_export"]
+__all__ = ["ExportFormat", "FORMATS", "last_line", "written_answer", "export_text", "export_records", "write_export",
+           "read_export"]

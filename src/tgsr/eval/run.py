@@ -372,4 +372,5 @@ def _finalize_locked(out: Path, examples: Sequence | None) -> dict:
 
 
 __all__ = ["RunConfig", "run_eval", "finalize", "swap_partners", "load_condition_audio", "conversation_for",
-           "base_prediction", "read_predictions", "prediction_log", "row_settings", "CONDITIONS", "PREDICTIONS", "RUN_INFO", "METRICS"]
+           "base_prediction", "read_predictions", "prediction_log", "row_settings", "CONDITIONS", "PREDICTIONS",
+           "RUN_INFO", "METRICS"]

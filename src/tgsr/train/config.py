@@ -483,6 +483,6 @@ def _yaml_safe(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool, list, dict))
 
 
-__all__ = ["ABLATIONS", "STAGES", "field_help", "TRAINER_MINIMUMS", "ConfigError", "TgsrArgs", "StaArgs", "SftArgs", "GrpoArgs",
-           "check_value", "describe_type", "load_config", "parse_override", "dump_config", "trainer_class",
+__all__ = ["ABLATIONS", "STAGES", "field_help", "TRAINER_MINIMUMS", "ConfigError", "TgsrArgs", "StaArgs", "SftArgs",
+           "GrpoArgs", "check_value", "describe_type", "load_config", "parse_override", "dump_config", "trainer_class",
            "reward_spec"]

@@ -41,7 +41,7 @@ def _read(path: str, cls, limit: int | None) -> tuple[list, list[RecordError]]:
     res = read_jsonl(path, cls, on_error="skip", unique="id")
     records, errors = list(res.records), list(res.errors)
     kept = []
-    for i, rec in enumerate(records):
+    for rec in records:
         if not os.path.exists(rec.audio):
             errors.append(RecordError(path, None, "audio", f"id {rec.id}: audio file not found: {rec.audio}"))
             continue

@@ -2,9 +2,9 @@
 
 Run the way a stock processor runs it (every clip padded to the 30 s window) for each of the
 G copies of a clip and again for every log-prob pass, log-mel extraction is about half of a
-tiny Omni GRPO step; at the clip's own length it is still 15-20% (docs/training.md, Speed). ``FeatureCache`` keys features by the audio
-file (path, size, mtime), so a clip is read and featurised once per run (LRU-bounded), and
-every row that uses the clip shares the same tensors.
+tiny Omni GRPO step; at the clip's own length it is still 15-20% (docs/training.md, Speed).
+``FeatureCache`` keys features by the audio file (path, size, mtime), so a clip is read and
+featurised once per run (LRU-bounded), and every row that uses the clip shares the same tensors.
 
 With ``enabled=False`` nothing is kept: every request reads and featurises again. That is
 the baseline ``benchmarks/bench_grpo_step.py`` compares against.

@@ -161,8 +161,8 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
     """
 
     def __init__(self, audio_lm, reward_funcs, args: GRPOConfig, train_dataset, eval_dataset=None, *,
-                 ref_model: str | torch.nn.Module | None = None, peft_config=None, callbacks=None, feature_cache: bool = True,
-                 feature_cache_size: int = 4096, logprob_check_steps: int = 1,
+                 ref_model: str | torch.nn.Module | None = None, peft_config=None, callbacks=None,
+                 feature_cache: bool = True, feature_cache_size: int = 4096, logprob_check_steps: int = 1,
                  logprob_check_tol: float | None = None, encoder_cache: bool = True,
                  merge_lora_for_generation: bool | str = "auto", featurize=None):
         if args.use_vllm or args.use_transformers_continuous_batching:

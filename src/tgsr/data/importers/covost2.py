@@ -48,7 +48,8 @@ def import_covost2(root: str | Path, *, check_audio: bool = True, tsv_files: lis
                 if "translation" in col:
                     meta["translation"] = row[col["translation"]]
                 speaker = row[col["client_id"]] if "client_id" in col else None
-                item = ManifestItem(id=clip_id, audio=str(audio.resolve()), transcript=row[col["sentence"]].strip() or None,
+                item = ManifestItem(id=clip_id, audio=str(audio.resolve()),
+                                    transcript=row[col["sentence"]].strip() or None,
                                     speaker=speaker or None, source="covost2", meta=meta)
                 before = len(result.items)
                 result.add(item, check_audio=check_audio, path=tsv, line=line)

@@ -87,7 +87,8 @@ def _paths() -> tuple[str, str]:
     try:
         import espeakng_loader
     except ImportError:
-        raise EngineUnavailable("espeak engine needs the espeakng-loader package: pip install espeakng-loader==0.2.4") from None
+        raise EngineUnavailable("espeak engine needs the espeakng-loader package: "
+                                "pip install espeakng-loader==0.2.4") from None
     lib, data = espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
     if not os.path.exists(lib):
         raise EngineUnavailable(f"libespeak-ng not found at {lib}; reinstall espeakng-loader")
@@ -390,4 +391,5 @@ def _word_spans(text: str, tokens: list[tuple[str, int, int]], word_events: list
     return spans
 
 
-__all__ = ["EspeakEngine", "resample_fft", "snap_onsets_after_silence", "ACCENTS", "MALE_VARIANTS", "FEMALE_VARIANTS", "DEFAULT_WPM"]
+__all__ = ["EspeakEngine", "resample_fft", "snap_onsets_after_silence", "ACCENTS", "MALE_VARIANTS", "FEMALE_VARIANTS",
+           "DEFAULT_WPM"]

@@ -148,7 +148,10 @@ def _assign(groups: list[list[tuple[int, int]]], counts: list[int], text: str) -
             total, cum, cut = sum(counts[w:w + k]), 0, 0
             for i in range(k):
                 cum += counts[w + i]
-                nxt = len(group) if i == k - 1 else min(len(group) - (k - 1 - i), max(cut + 1, round(len(group) * cum / total)))
+                if i == k - 1:
+                    nxt = len(group)
+                else:
+                    nxt = min(len(group) - (k - 1 - i), max(cut + 1, round(len(group) * cum / total)))
                 spans.append((group[cut][0], group[nxt - 1][1]))
                 cut = nxt
         w += k
