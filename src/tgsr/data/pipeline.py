@@ -51,6 +51,7 @@ class AlignSummary:
     failed: int = 0
     words_aligned: int = 0    # timed words written by this run
     words_lost: int = 0       # transcript words of written clips that could not be timed
+    forced: bool = True       # the backend aligns the transcript (else it recognises the words)
     bad_records: int = 0      # malformed manifest lines
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -64,9 +65,14 @@ class AlignSummary:
     def line(self) -> str:
         return (f"aligned {self.aligned}, failed {self.failed}, already done {self.skipped_done}, "
                 f"previously failed {self.skipped_failed}, bad manifest lines {self.bad_records} "
-                f"(of {self.total} clips); words: {self.words_aligned} aligned, {self.words_lost} lost in "
-                f"aligned clips; {self.audio_seconds:.1f}s of audio in {self.wall_seconds:.1f}s "
+                f"(of {self.total} clips); {self.word_counts()}; {self.audio_seconds:.1f}s of audio in "
+                f"{self.wall_seconds:.1f}s "
                 f"= {self.realtime_factor:.1f}x real time")
+
+    def word_counts(self) -> str:
+        if self.forced:
+            return f"words: {self.words_aligned} aligned, {self.words_lost} lost in aligned clips"
+        return f"words: {self.words_aligned} recognised (transcripts are not used)"
 
 
 def default_errors_path(out: str | Path) -> Path:
@@ -202,7 +208,9 @@ def align_manifest(manifest: str | Path, out: str | Path, *, backend: str, model
     out, manifest = Path(out), Path(manifest)
     errors_path = Path(errors_path) if errors_path else default_errors_path(out)
     options = options or {}
-    summary = AlignSummary(errors_path=str(errors_path))
+    from .align.base import FORCED_BACKENDS
+
+    summary = AlignSummary(errors_path=str(errors_path), forced=backend in FORCED_BACKENDS)
     t0 = time.perf_counter()
 
     # malformed lines and repeated clip ids (the first is kept) are reported with file and line

