@@ -36,8 +36,10 @@ DITHERS = (1e-4, 1e-3)
 PAD_BEFORE, PAD_AFTER = 0.3, 0.5  # seconds of silence around every window
 MIN_WINDOW = 0.5   # shortest stretch of audio worth a pause-bounded window (s)
 MAX_PAUSE_CUTS = 4  # pause-bounded windows tried from one stuck position
-MAX_DECODES = 48    # per clip: a hopeless clip costs bounded time
+MAX_DECODES = 24    # per clip: a hopeless clip costs bounded time
 PREFIX_EXIT = 1e-20  # probability of leaving the transcript early in the prefix grammar
+MAX_UNEXPLAINED_SPEECH = 0.4  # s of VAD speech allowed before or between partly aligned words
+MAX_UNEXPLAINED_GAP = 1.0     # s of any audio, the same check without silero-vad
 _ALT_PRON = re.compile(r"\(\d+\)$")
 _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 _LETTER_PHONES = {
@@ -198,15 +200,34 @@ class PocketsphinxAligner(Aligner):
                     best, how = spans, attempt
         return best, how
 
-    def _pauses(self, audio: np.ndarray) -> list[float]:
-        """Middles of the pauses between speech regions (seconds), or none without silero-vad."""
+    @staticmethod
+    def _speech_regions(audio: np.ndarray) -> list[tuple[float, float]] | None:
+        """(start, end) seconds of speech (silero VAD), or None without silero-vad."""
         try:
             from .vad import speech_segments
 
-            regions = speech_segments(audio)
+            return speech_segments(audio)
         except (AlignmentError, ImportError):
-            return []
-        return [(a_end + b_start) / 2 for (_, a_end), (b_start, _) in zip(regions, regions[1:])]
+            return None
+
+    @staticmethod
+    def _explains_the_speech(spans: list[tuple[float, float]], pos: float,
+                             regions: list[tuple[float, float]] | None) -> bool:
+        """Whether partly aligned words leave no stretch of speech unexplained before or between them.
+
+        A prefix grammar can absorb speech as noise and place a few words far from where they
+        were said; such a result is refused rather than written with wrong times.
+        """
+        gaps = [(pos, spans[0][0])] + [(a[1], b[0]) for a, b in zip(spans, spans[1:])]
+        for lo, hi in gaps:
+            if regions is None:
+                if hi - lo > MAX_UNEXPLAINED_GAP:
+                    return False
+                continue
+            speech = sum(max(0.0, min(hi, e) - max(lo, s)) for s, e in regions)
+            if speech > MAX_UNEXPLAINED_SPEECH:
+                return False
+        return True
 
     def _force_align(self, audio: np.ndarray, tokens: list[str]) -> tuple[list[tuple[int, float, float]],
                                                                           list[int], list[str]]:
@@ -224,7 +245,7 @@ class PocketsphinxAligner(Aligner):
         placed: list[tuple[int, float, float]] = []
         steps: list[str] = []
         skipped: list[int] = []
-        pauses: list[float] | None = None
+        vad: list = []  # [speech regions or None], computed once when first needed
         i, pos = 0, 0.0
 
         def take(spans, how: str) -> None:
@@ -234,6 +255,16 @@ class PocketsphinxAligner(Aligner):
             if how != first_attempt:
                 steps.append(how)
 
+        def speech() -> list | None:
+            if not vad:
+                vad.append(self._speech_regions(audio))
+            return vad[0]
+
+        def usable(spans, whole: bool = False) -> bool:
+            """A partial result worth keeping: all its words (``whole``) or all but the last."""
+            kept = spans if whole else spans[:-1]
+            return bool(kept) and self._explains_the_speech(kept, pos, speech())
+
         while i < len(tokens) and budget[0] > 0:
             rest = tokens[i:]
             spans, how = self._fit(audio, pos, duration, rest, budget)
@@ -241,23 +272,25 @@ class PocketsphinxAligner(Aligner):
                 take(spans, how)
                 break
             spans, how = self._fit(audio, pos, duration, rest, budget, prefix=True)
-            if len(spans) == len(rest):
+            if len(spans) == len(rest) and usable(spans, whole=True):
                 take(spans, "prefix grammar")
                 break
-            if len(spans) >= 2:
+            if usable(spans):
                 take(spans[:-1], "aligned the rest again")
                 continue
             if self.split_at_pauses:
-                if pauses is None:
-                    pauses = self._pauses(audio)
+                regions = speech() or []
+                pauses = [(a[1] + b[0]) / 2 for a, b in zip(regions, regions[1:])]
+                found = False
                 for cut in [p for p in pauses if p >= pos + MIN_WINDOW][:MAX_PAUSE_CUTS]:
                     spans, _ = self._fit(audio, pos, cut, rest, budget, prefix=True)
-                    if len(spans) >= 2:
+                    if usable(spans):
+                        found = True
                         break
-                if len(spans) >= 2:
+                if found:
                     take(spans[:-1], "split at a pause")
                     continue
-            if len(rest) > 2 and len(self._fit(audio, pos, duration, rest[1:], budget, prefix=True)[0]) >= 2:
+            if len(rest) > 2 and usable(self._fit(audio, pos, duration, rest[1:], budget, prefix=True)[0]):
                 skipped.append(i)
                 i += 1
                 steps.append("word skipped")
