@@ -1,0 +1,221 @@
+"""``run_demo``: the stages in order, the listening gate before GRPO, the base model's provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .. import __version__
+from .config import FAMILY, DemoConfig
+from .results import _base_had_sta, _check_line, _load, assemble_results, print_summary
+from .stages import ModelRow, Stage, StageRunner
+from .steps import (
+    _check_base_seed,
+    _file_digest,
+    _max_tokens,
+    adopt_base,
+    build_base,
+    evaluate,
+    evaluate_timestamps,
+    listening_check,
+    make_corpus,
+    measure_attention,
+    measure_behaviours,
+    train_grpo,
+    train_sft,
+    train_sta,
+)
+
+# ================================================================ the pipeline
+
+def default_threads() -> int:
+    """Two threads on an idle 2-core machine; one when other jobs keep the cores busy
+    (oversubscribed threads make each step several times slower, measured)."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(2, cores, int(cores - busy + 0.5)))
+
+
+def _echo(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_anyway: bool = False,
+             base_model: str | Path | None = None, base_only: bool = False) -> dict:
+    """Run (or resume) every stage, write ``OUT/results.json`` and ``OUT/report.html``."""
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_threads = threads or default_threads()
+    torch.set_num_threads(n_threads)
+
+    def adapt_threads() -> None:  # other jobs come and go: re-decide before each stage
+        torch.set_num_threads(default_threads())
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    t_start = time.perf_counter()
+    runner = StageRunner(out, total=None, echo=_echo, before_stage=None if threads else adapt_threads)
+    p = cfg.to_dict()
+    common = {"seed": cfg.seed}
+
+    # 1-2. corpus and base model
+    corpus = runner.run("corpus", {**common, "n_train": cfg.n_train_clips, "n_test": cfg.n_test_clips,
+                                   "first_test_clip": cfg.first_test_clip,
+                                   "families": list(cfg.families), "max_turns": cfg.max_turns,
+                                   "max_seconds": cfg.max_seconds},
+                        lambda d: make_corpus(cfg, d), title="synthesise the corpus")
+    if base_model is not None:
+        _check_base_seed(Path(base_model), cfg.seed)
+        digest = _file_digest(Path(base_model) / "model.safetensors") if (Path(base_model) / "model.safetensors"
+                                                                           ).exists() else "missing"
+        base = runner.run("base", {"adopted": digest}, lambda d: adopt_base(d, Path(base_model)),
+                          title=f"base model: adopt {base_model}")
+    else:
+        base = runner.run("base", {**common, "size": cfg.model_size, "hop": cfg.hop_length, **p["base"],
+                                   **({"with_sta": True} if cfg.base_with_sta else {})},
+                          lambda d: build_base(cfg, d, corpus), corpus,
+                          title="base model: listening by direct answers" + (" and turn timestamps"
+                                                                             if cfg.base_with_sta else ""))
+    if base_only:
+        return make_base_provenance(cfg, runner, corpus, base, common)
+
+    # 3. Stage 1 and the SFT models
+    sta = runner.run("sta", {**common, **p["sta"]}, lambda d: train_sta(cfg, d, base, corpus), base, corpus,
+                     title="Stage 1: STA (turn level)")
+    sft_plain = runner.run("sft-plain", {**common, **p["sft"]},
+                           lambda d: train_sft(cfg, d, base, corpus, "rationale_plain", "cot"), base, corpus,
+                           title="reasoning SFT without timestamps")
+    sft_grounded = runner.run("sft-grounded", {**common, **p["sft"]},
+                              lambda d: train_sft(cfg, d, sta, corpus, "rationale", "grounded"), sta, corpus,
+                              title="grounded format warm start (after STA)")
+
+    rows = [
+        ModelRow("base", "Base (direct answers)", base, "direct", "tiny Omni + supervised direct answers"
+                 + (" and turn-level timestamps (ordinal referents)" if _base_had_sta(cfg, base) else "")),
+        ModelRow("only_sta", "Only STA", sta, "direct", "base -> STA"),
+        ModelRow("sft_plain", "Reasoning SFT w/o timestamps", sft_plain, "cot", "base -> SFT(plain rationales)"),
+        ModelRow("sft_grounded", "STA + grounded SFT (GRPO start)", sft_grounded, "grounded",
+                 "base -> STA -> SFT(grounded rationales)"),
+    ]
+
+    def run_evals(row: ModelRow, conditions=("own", "swapped", "silence")) -> None:
+        for cond in conditions:
+            if cond in row.evals:
+                continue
+            row.evals[cond] = runner.run(
+                f"eval-{row.key}-{cond}", {**common, "prompt": row.prompt, "items": cfg.eval_items,
+                                           "max_new_tokens": _max_tokens(cfg, row.prompt)},
+                lambda d, row=row, cond=cond: evaluate(cfg, d, row.stage, corpus, row.prompt, cond),
+                row.stage, corpus, resumable=True, title=f"evaluate {row.label} [{cond} audio]")
+
+    # 4a. the listening check on every policy GRPO would start from
+    checks = {}
+    for row in rows[2:]:
+        run_evals(row, ("own", "swapped"))
+        checks[row.key] = listening_check(row.evals["own"], row.evals["swapped"], cfg.alpha)
+        _echo(f"listening check for {row.label}: " + _check_line(checks[row.key]))
+
+    # 5. Stage 2 and the ablations
+    grpo_plan = [("tgsr", "TGSR: STA + GRPO (answer + compaction)", sft_grounded, "paper", "grounded", "sft_grounded"),
+                 ("grpo_no_compaction", "GRPO w/o compaction", sft_grounded, "no_compaction", "grounded",
+                  "sft_grounded"),
+                 ("grpo_no_grounding", "GRPO w/o grounding", sft_plain, "no_grounding", "cot", "sft_plain")]
+    for key, label, start, ablation, prompt, start_key in grpo_plan:
+        recipe = f"{dict((r.key, r.recipe) for r in rows)[start_key]} -> GRPO({ablation})"
+        if not checks[start_key]["passed"] and not grpo_anyway:
+            rows.append(ModelRow(key, label, None, prompt, recipe,
+                                 skipped=f"not trained: its start policy ({start_key}) failed the listening check"))
+            continue
+        stage = runner.run(f"grpo-{key}", {**common, **p["grpo"], "ablation": ablation},
+                           lambda d, start=start, ablation=ablation: train_grpo(cfg, d, start, corpus, ablation),
+                           start, corpus, title=f"Stage 2: {label}")
+        rows.append(ModelRow(key, label, stage, prompt, recipe))
+
+    # 4b. every model, every listening condition
+    for row in rows:
+        if row.stage is not None:
+            run_evals(row)
+
+    # Table 1: timestamps before and after STA
+    base_label = ("Base (before Stage 1; its pretraining included turn timestamps)" if _base_had_sta(cfg, base)
+                  else "Base (before STA)")
+    ts_models = [("base", base_label, base), ("only_sta", "Only STA (after STA)", sta)]
+    ts_models += [(r.key, r.label, r.stage) for r in rows if r.key == "tgsr" and r.stage is not None]
+    timestamps = {}
+    for key, label, stage in ts_models:
+        timestamps[key] = (label, runner.run(f"timestamps-{key}", {**common, "items": cfg.timestamp_items},
+                                             lambda d, stage=stage: evaluate_timestamps(cfg, d, stage, corpus),
+                                             stage, corpus, resumable=True, title=f"timestamps: {label}"))
+
+    # Tables 3 and 4: behaviours and audio attention, on the completions that were scored
+    behaviours, attention = {}, {}
+    for row in rows:
+        if "own" not in row.evals:
+            continue
+        own = row.evals["own"]
+        behaviours[row.key] = runner.run(f"behaviours-{row.key}", common,
+                                         lambda d, own=own: measure_behaviours(d, own), own, resumable=True,
+                                         title=f"behaviours: {row.label}")
+        attention[row.key] = runner.run(f"attention-{row.key}", {**common, "items": cfg.attention_items},
+                                        lambda d, row=row, own=own: measure_attention(cfg, d, row.stage, own),
+                                        row.stage, own, resumable=True, title=f"attention: {row.label}")
+
+    wall = time.perf_counter() - t_start
+    threads_note = str(threads) if threads else f"{n_threads} at the start, re-decided before each stage"
+    results = assemble_results(cfg, out, corpus, base, rows, checks, timestamps, behaviours, attention, runner,
+                               wall, threads_note, grpo_anyway)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    from ..report import write_report
+
+    path = write_report(out, results)
+    print_summary(results)
+    _echo(f"report: {path}  (wall time {wall / 60:.1f} min; regenerate with `tgsr report {out}`)")
+    return results
+
+
+def make_base_provenance(cfg: DemoConfig, runner: StageRunner, corpus: Stage, base: Stage, common: dict,
+                         made_by: str | None = None) -> dict:
+    """``--base-only``: check that the base listens and write ``PROVENANCE.json`` beside its weights."""
+    import platform
+    import sys
+
+    row = ModelRow("base", "Base (direct answers)", base, "direct", "base")
+    evals = {cond: runner.run(f"eval-base-{cond}", {**common, "prompt": "direct", "items": cfg.eval_items,
+                                                     "max_new_tokens": _max_tokens(cfg, "direct")},
+                              lambda d, cond=cond: evaluate(cfg, d, base, corpus, "direct", cond), base, corpus,
+                              resumable=True, title=f"evaluate {row.label} [{cond} audio]")
+             for cond in ("own", "swapped")}
+    check = listening_check(evals["own"], evals["swapped"], cfg.alpha)
+    _echo("listening check of the base model: " + _check_line(check))
+    prov = {
+        "made_by": made_by or ("tgsr demo --base-only " + " ".join(sys.argv[sys.argv.index("--base-only") + 1:])
+                               if "--base-only" in sys.argv else "tgsr.demo.run_demo(base_only=True)"),
+        "tgsr_version": __version__, "corpus_seed": cfg.seed, "train_clips": cfg.n_train_clips,
+        "test_clips": cfg.n_test_clips, "families": list(cfg.families), "max_turns": cfg.max_turns,
+        "max_seconds": cfg.max_seconds, "model": {"family": FAMILY, "size": cfg.model_size, "hop": cfg.hop_length,
+                                                   "parameters": base.summary.get("parameters")},
+        "training": {**asdict(cfg.base), "target": "Final answer: (x) <choice>", "prompt": "direct",
+                     "with_turn_sta": cfg.base_with_sta,
+                     "seconds": base.seconds, "threads": torch_threads()},
+        "listening_check": check, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                              "load_average_1min": _load()},
+    }
+    (base.model / "PROVENANCE.json").write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")
+    _echo(f"base model: {base.model} (provenance in PROVENANCE.json)")
+    return prov
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+

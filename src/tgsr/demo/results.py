@@ -1,0 +1,416 @@
+"""The demo's results: tables, curves and example traces for ``results.json`` and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .. import __version__
+from .config import FAMILY, DemoConfig
+from .stages import ModelRow, Stage, StageRunner
+
+# ================================================================ results and report
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def _check_line(c: dict) -> str:
+    verdict = "PASSED" if c["passed"] else "FAILED"
+    return (f"{verdict}: own {c['accuracy_own']:.3f} vs chance {c['chance']:.3f} (p={c['p_above_chance']:.3g}) "
+            f"and vs swapped {c['accuracy_swapped']:.3f} (p={c['p_above_swapped']:.3g}), n={c['n']}")
+
+
+
+SHORT_LABELS = {"base": "base", "only_sta": "only STA", "sft_plain": "SFT plain", "sft_grounded": "grounded SFT",
+                "tgsr": "TGSR", "grpo_no_compaction": "w/o compaction", "grpo_no_grounding": "w/o grounding"}
+
+DESIGN_NOTES = [
+    "Scale: a ~1.5 M-parameter model of the Qwen2.5-Omni thinker architecture, random init, trained for minutes on "
+    "one CPU process; G = 4 samples per prompt (paper: 8); learning rates sized for the tiny model. beta = 0.04 and "
+    "temperature 0.8 are the paper's.",
+    "Questions that turn timing alone answers (which turn is the longest; in which time range the second speaker "
+    "starts; when the n-th speaker starts) and turn-level STA with turns named by speaker ordinal ('the second "
+    "speaker's turn'): word recognition, voice identity and counting voices stayed at their text priors at this "
+    "scale (measured); whether turn-level listening was learned is what the listening check below measures.",
+    "Options are listed in natural order (two < three < four, earlier < later, voices low to high), so the answer "
+    "depends on hearing, not on binding a shuffled letter to its text, which the tiny model does not learn in minutes.",
+    "The base model (the pretrained-LALM analogue: a model that already hears when people talk) is supervised on "
+    "direct answers and turn-level timestamps; see its provenance in the setting. Stage 1 (STA) replays the base "
+    "task in its batches, since the tiny model otherwise forgets how to answer.",
+    "Rationales are cut to their first claim and the answer line (~40 tokens); a short SFT on them gives the "
+    "grounded (and the plain) reasoning format that an instruction-tuned LALM would follow zero-shot.",
+    "GRPO starts only from a policy that passes the listening check (above chance and above swapped audio).",
+]
+
+def _acc(stage: Stage | None) -> float | None:
+    if stage is None:
+        return None
+    return stage.summary["tgsr"]["accuracy"]
+
+
+def _read_log(stage: Stage) -> list[dict]:
+    path = stage.dir / "log_history.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _series(log: list[dict], key: str) -> dict:
+    pts = [(h["step"], h[key]) for h in log if key in h and isinstance(h[key], (int, float))]
+    return {"x": [p[0] for p in pts], "y": [p[1] for p in pts]}
+
+
+def _reward_keys(log: list[dict]) -> tuple[str | None, str | None]:
+    """TRL's names for the total reward and the answer reward's mean in the logs."""
+    keys = {k for h in log for k in h}
+    total = "reward" if "reward" in keys else None
+    answer = next((k for k in sorted(keys) if k.startswith("rewards/") and "answer" in k and k.endswith("/mean")),
+                  None)
+    return total, answer
+
+
+def _citations_of(stage: Stage) -> dict:
+    """Citations per completion and their best IoU with the gold evidence, from the predictions."""
+    from ..eval.run import read_predictions
+    from ..spans import distinct_spans, find_spans
+
+    preds, _ = read_predictions(stage.dir / "predictions.jsonl")
+    return {p.id: {"n": len([s for s in find_spans(p.completion or "") if s.valid]),
+                   "distinct": len(distinct_spans(p.completion or ""))} for p in preds}
+
+
+def _text_baseline(corpus_dir: Path, limit: int) -> dict:
+    """The text-only check (``tgsr.data.text_baseline``) on exactly the evaluated questions."""
+    from ..data.text_baseline import text_only_baseline
+    from ..records import QAExample, read_jsonl
+
+    train = read_jsonl(corpus_dir / "train" / "qa_ordered.jsonl", QAExample).records
+    test = read_jsonl(corpus_dir / "test" / "qa_ordered.jsonl", QAExample).records[:limit]
+    return text_only_baseline(train, test).to_dict() if test else {}
+
+
+def _example_traces(cfg: DemoConfig, out: Path, corpus: Stage, rows: list[ModelRow]) -> list[dict]:
+    """Reasoning traces of the same test items by the vanilla and the grounded models.
+
+    Items are chosen by a fixed rule, not by outcome: the first test item of each of the
+    first ``cfg.examples`` question families, in test-file order."""
+    from ..eval.run import read_predictions
+    from ..records import QAExample, read_jsonl
+
+    grounded = "tgsr" if any(r.key == "tgsr" and "own" in r.evals for r in rows) else "sft_grounded"
+    shown = [r for r in rows if r.key in ("base", "sft_plain", grounded) and "own" in r.evals]
+    if not shown:
+        return []
+    qa = read_jsonl(corpus.dir / "test" / "qa_ordered.jsonl", QAExample).records[: cfg.eval_items]
+    picked, seen = [], set()
+    for ex in qa:
+        if ex.task not in seen:
+            seen.add(ex.task)
+            picked.append(ex)
+        if len(picked) == cfg.examples:
+            break
+    preds = {r.key: {p.id: p for p in read_predictions(r.evals["own"].dir / "predictions.jsonl")[0]} for r in shown}
+    audio_dir = out / "audio"
+    audio_dir.mkdir(exist_ok=True)
+    examples = []
+    for ex in picked:
+        dst = audio_dir / Path(ex.audio).name
+        shutil.copyfile(ex.audio, dst)  # the report survives deleting the stage folders
+        traces = []
+        for r in shown:
+            p = preds[r.key].get(ex.id)
+            if p is None:
+                continue
+            traces.append({"label": f"{r.label} [{r.prompt} prompt]", "model": r.recipe, "completion": p.completion,
+                           "pred_letter": p.pred_letter, "correct": bool(p.correct) if p.error is None else None})
+        examples.append({"id": ex.id, "audio": f"audio/{dst.name}", "task": ex.task, "question": ex.question,
+                         "choices": ex.choices, "answer": ex.answer, "evidence": [list(e) for e in ex.evidence],
+                         "traces": traces})
+    return examples
+
+
+def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, rows: list[ModelRow],
+                     checks: dict, timestamps: dict, behaviours: dict, attention: dict, runner: StageRunner,
+                     wall: float, threads: str, grpo_anyway: bool) -> dict:
+    """Everything the report shows, as plain JSON (saved as ``results.json``)."""
+    labels = {r.key: r.label for r in rows}
+    c = corpus.summary
+    chance = next((r.evals["own"].summary["chance"] for r in rows if "own" in r.evals), 0.25)
+    tb = _text_baseline(corpus.dir, cfg.eval_items)
+    notices = []
+    if cfg.name == "quick":
+        notices.append({"level": "warn", "text": f"--quick: {cfg.eval_items} test questions and a few training steps "
+                        "per stage, to see the whole pipeline and the report in a minute. Its numbers are noise by "
+                        "design and its listening check is expected to fail; `tgsr demo` (without --quick) is the "
+                        "measured setting."})
+    for key, chk in checks.items():
+        level = "ok" if chk["passed"] else "fail"
+        notices.append({"level": level, "text": f"Listening check for '{labels[key]}': " + _check_line(chk)})
+    skipped = [r for r in rows if r.skipped]
+    if skipped:
+        notices.append({"level": "fail", "text": "GRPO was not run for: " + "; ".join(
+            f"{r.label} ({r.skipped})" for r in skipped) + ". GRPO from a policy that does not listen learns "
+            "answer-letter priors, not listening, so its numbers would show nothing about grounding."})
+    if grpo_anyway and any(not chk["passed"] for chk in checks.values()):
+        notices.append({"level": "fail", "text": "GRPO was run although a start policy failed the listening check "
+                        "(--grpo-anyway): its rows show the mechanics, not evidence of listening."})
+    if tb:
+        notices.append({"level": "warn", "text": f"A text-only baseline (the most frequent training answer to the "
+                        f"same question, no audio) scores {tb.get('accuracy', 0):.3f} on the evaluated test questions "
+                        f"against chance {tb.get('chance', chance):.3f}; accuracy above that, and above the "
+                        "swapped-audio control, is what listening adds."})
+
+    # Table 2 analogue
+    acc_rows = []
+    for r in rows:
+        own, sw, si = (_acc(r.evals.get(k)) for k in ("own", "swapped", "silence"))
+        m = r.evals["own"].summary["tgsr"] if "own" in r.evals else {}
+        acc_rows.append([r.label, r.recipe, r.prompt, own, sw, si,
+                         None if own is None or sw is None else own - sw,
+                         (m.get("unparseable", 0) / m["items"]) if m.get("items") else None,
+                         m.get("items"), r.skipped or ""])
+    tables = [{"id": "accuracy", "title": "Accuracy on the held-out test with listening controls (Table 2 analogue)",
+               "caption": f"Own = the item's audio; swapped = another test clip's audio; silence = zeros of the same "
+                          f"length. Chance = {chance:.3f}. 'no answer' = share of completions with no extractable "
+                          f"choice (counted wrong). Test voices are unseen in training.",
+               "columns": ["model", "recipe", "prompt", "own", "swapped", "silence", "own - swapped", "no answer",
+                           "n", "note"], "rows": acc_rows}]
+
+    # per question family
+    tasks = sorted({t for r in rows if "own" in r.evals
+                    for t in r.evals["own"].summary["tgsr"].get("by", {}).get("task", {})})
+    if tasks:
+        trows = []
+        for r in rows:
+            if "own" not in r.evals:
+                continue
+            by = r.evals["own"].summary["tgsr"]["by"].get("task", {})
+            trows.append([r.label] + [by[t]["accuracy"] if t in by else None for t in tasks])
+        tables.append({"id": "by_task", "title": "Accuracy by question family (own audio)",
+                       "columns": ["model", *tasks], "rows": trows,
+                       "caption": "Per-family n is small; differences of a few items are noise."})
+
+    # Table 1
+    ts_rows = []
+    for label, st in timestamps.values():
+        s = st.summary
+        ts_rows.append([label, s.get("mean_iou") or 0, s.get("iou_at_0.7") or 0,
+                        s.get("sed", {}).get("f1") or 0, s.get("no_span"), s.get("items")])
+    tables.append({"id": "timestamps", "title": "Timestamp alignment before and after STA (Table 1 analogue)",
+                   "caption": "Turn-level STA questions on the held-out test ('When is <the second speaker's turn>?'). "
+                              "IoU of the first cited span with the reference (0 when none); SED-F1 is event-based "
+                              "(onset collar 0.2 s). 'no span' = answers with no parseable span.",
+                   "columns": ["model", "mean IoU", "IoU >= 0.7", "SED-F1", "no span", "n"], "rows": ts_rows})
+
+    # citations in the reasoning (grounded models)
+    cite_rows = []
+    for r in rows:
+        if "own" not in r.evals:
+            continue
+        cit = _citations_of(r.evals["own"])
+        n = len(cit) or 1
+        cite_rows.append([r.label, sum(v["n"] for v in cit.values()) / n,
+                          sum(v["distinct"] for v in cit.values()) / n,
+                          sum(1 for v in cit.values() if v["n"] > 0) / n])
+    tables.append({"id": "citations", "title": "Timestamp citations in the answers (own audio)",
+                   "columns": ["model", "citations / answer", "distinct regions / answer", "answers citing"],
+                   "rows": cite_rows})
+
+    # Table 3 analogue
+    beh_rows = []
+    for key, st in behaviours.items():
+        b = st.summary
+
+        def mean(m, b=b):
+            return (b.get(m) or {}).get("mean")
+        beh_rows.append([labels[key], b.get("n_predictions"), mean("accuracy"), mean("regions_explored"),
+                         mean("consistency"), mean("grounding_precision"),
+                         (b.get("grounding_precision") or {}).get("n")])
+    if beh_rows:
+        tables.append({"id": "behaviours", "title": "Reasoning behaviours (Table 3 analogue)",
+                       "caption": "Regions explored = distinct cited regions per answer; consistency = the rule "
+                                  "judge's score of whether the reasoning supports the final answer; grounding IoU = "
+                                  "mean best IoU of the cited regions with the gold evidence, over answers that cite "
+                                  "(n cited). Audiology Verify is not computed: it checks quoted words against a "
+                                  "Whisper transcript, and these answers quote no words.",
+                       "columns": ["model", "n", "accuracy", "regions explored", "consistency", "grounding IoU",
+                                   "n cited"], "rows": beh_rows})
+
+    # Table 4 analogue and the attention-by-layer plot
+    att_rows, att_summaries = [], {}
+    for key, st in attention.items():
+        a = st.summary
+        sec = a.get("mass", {})
+
+        def audio(g, sec=sec):
+            m = sec.get(g, {}).get("mean")
+            return m.get("audio") if m else None
+        att_rows.append([labels[key], audio("all"), audio("reasoning"), audio("timestamp"), audio("answer"),
+                         a.get("n_items"), a.get("n_failed")])
+        if sec.get("all", {}).get("by_layer"):
+            att_summaries[SHORT_LABELS.get(key, key)] = a
+    figures = []
+    if att_rows:
+        tables.append({"id": "attention", "title": "Attention of generated tokens to the audio (Table 4 analogue)",
+                       "caption": f"Attention mass on the audio block, averaged over heads, layers and generated "
+                                  f"tokens of the first {cfg.attention_items} own-audio test answers (teacher-forced "
+                                  f"re-read of the scored completions), overall and by phase of the output.",
+                       "columns": ["model", "audio attn. overall", "reasoning", "timestamp", "answer", "items",
+                                   "failed"], "rows": att_rows})
+    if att_summaries:
+        from ..report.plots import plot_audio_by_layer, plot_block_distribution
+
+        plots = out / "plots"
+        plot_audio_by_layer(att_summaries, plots / "attention_by_layer.png")
+        figures.append({"title": "Audio attention by decoder layer", "path": "plots/attention_by_layer.png",
+                        "caption": "attention mass on the audio block at each layer, all generated tokens"})
+        plot_block_distribution(att_summaries, plots / "attention_blocks.png", groups=("all",))
+        figures.append({"title": "Where generated tokens look", "path": "plots/attention_blocks.png",
+                        "caption": "share of attention on system / audio / question / output blocks"})
+
+    tables.append({"id": "listening_check", "title": "Listening check of each GRPO start policy",
+                   "caption": f"One-sided exact tests at alpha = {cfg.alpha}: binomial against chance, McNemar "
+                              "(paired, discordant items) against the swapped-audio control.",
+                   "columns": ["policy", "own", "swapped", "chance", "p (> chance)", "p (> swapped)", "n", "passed"],
+                   "rows": [[labels[k], v["accuracy_own"], v["accuracy_swapped"], v["chance"], v["p_above_chance"],
+                             v["p_above_swapped"], v["n"], v["passed"]] for k, v in checks.items()]})
+    tables.append({"id": "stages", "title": "Stages", "columns": ["stage", "folder", "seconds", "cached this run"],
+                   "rows": [[s.name, s.dir.name, s.seconds, s.cached] for s in runner.stages],
+                   "caption": "Seconds are those of the run that computed the stage."})
+
+    # curves
+    curves = []
+    loss_series = {}
+    for st, name in [(base, "base (direct answers)")] + [(r.stage, r.label) for r in rows
+                                                         if r.stage is not None and r.key in ("only_sta", "sft_plain",
+                                                                                               "sft_grounded")]:
+        s = _series(_read_log(st), "loss")
+        if s["y"]:
+            loss_series[name] = s
+    if loss_series:
+        curves.append({"title": "Supervised training loss", "xlabel": "step", "ylabel": "loss",
+                       "series": loss_series})
+    reward_series, answer_series = {}, {}
+    for r in rows:
+        if r.stage is None or not r.key.startswith(("tgsr", "grpo")):
+            continue
+        log = _read_log(r.stage)
+        total, answer = _reward_keys(log)
+        if total:
+            reward_series[r.label] = _series(log, total)
+        if answer:
+            answer_series[r.label] = _series(log, answer)
+    if reward_series:
+        curves.append({"title": "GRPO reward (training batches)", "xlabel": "step", "ylabel": "mean reward",
+                       "series": reward_series})
+    if answer_series:
+        curves.append({"title": "GRPO answer reward = training accuracy", "xlabel": "step", "ylabel": "accuracy",
+                       "series": answer_series, "hlines": [{"y": chance, "label": "chance"}]})
+    acc_curve = {r.label: {"x": [0, 1, 2], "y": [_acc(r.evals.get(k)) for k in ("own", "swapped", "silence")]}
+                 for r in rows if "own" in r.evals}
+
+    examples = _example_traces(cfg, out, corpus, rows)
+    base_params = base.summary.get("parameters")
+    setting = {
+        "mode": cfg.name, "seed": cfg.seed, "torch threads": threads,
+        "wall time (this run)": f"{wall / 60:.1f} min",
+        "time of all stages (cached ones as first run)": f"{sum(st.seconds for st in runner.stages) / 60:.1f} min",
+        "load average at the end (1 min)": _load(),
+        "tgsr": __version__,
+        "corpus": f"{c['clips'].get('train')} train / {c['clips'].get('test')} test clips "
+                  f"({c['audio_seconds'].get('train', 0) / 60:.1f} / {c['audio_seconds'].get('test', 0) / 60:.1f} min "
+                  f"of espeak-ng dialogue), {c['qa'].get('train')} / {c['qa'].get('test')} questions; "
+                  f"test voices unseen in training; test dialogues {cfg.first_test_clip}-"
+                  f"{cfg.first_test_clip + cfg.n_test_clips - 1} of seed {cfg.seed} (earlier ones were looked at "
+                  "while the question families were chosen)",
+        "question families": ", ".join(cfg.families),
+        "model": f"{FAMILY} architecture (Qwen2_5OmniThinkerForConditionalGeneration), size '{cfg.model_size}', "
+                 f"{base_params:,} parameters, random init" if base_params else FAMILY,
+        "base": _base_line(cfg, base),
+        "STA": f"{cfg.sta.steps} steps x batch {cfg.sta.batch_size}, lr {cfg.sta.lr}, turn level",
+        "SFT": f"{cfg.sft.steps} steps x batch {cfg.sft.batch_size}, lr {cfg.sft.lr}",
+        "GRPO": f"{cfg.grpo.steps} steps x {cfg.grpo.prompts_per_step} prompts x G={cfg.grpo.num_generations}, "
+                f"lr {cfg.grpo.lr}, beta {cfg.grpo.beta}, temperature {cfg.grpo.temperature}",
+        "evaluation": f"first {cfg.eval_items} test questions, greedy decoding",
+    }
+    return {
+        "title": f"tgsr demo ({cfg.name}): listen first, then answer, on a tiny model",
+        "summary": "Every number below was measured in this run, on a tiny randomly initialised model of the "
+                   "Qwen2.5-Omni thinker architecture trained on synthetic dialogues for minutes on a CPU. It "
+                   "shows the method's mechanics and the listening controls; it is not a reproduction of the "
+                   "paper's numbers on real benchmarks.",
+        "setting": setting, "notices": notices, "design": DESIGN_NOTES, "tables": tables, "curves": curves,
+        "figures": figures,
+        "examples": examples,
+        "accuracy_by_condition": acc_curve, "checks": checks, "config": cfg.to_dict(),
+        "footer": _ask_hint(out, rows, examples),
+    }
+
+
+def _base_had_sta(cfg: DemoConfig, base: Stage) -> bool:
+    """Was the base trained on turn-level STA rows too (``--base-with-sta``, or a shipped base
+    whose provenance says so)?"""
+    if base.summary.get("adopted_from"):
+        return bool((base.summary.get("provenance") or {}).get("training", {}).get("with_turn_sta"))
+    return cfg.base_with_sta
+
+
+def _base_line(cfg: DemoConfig, base: Stage) -> str:
+    prov = base.summary.get("provenance")
+    if base.summary.get("adopted_from"):
+        if not prov:
+            return f"adopted from {base.summary['adopted_from']} (no PROVENANCE.json)"
+        t, chk = prov.get("training", {}), prov.get("listening_check", {})
+        line = (f"shipped checkpoint made by `{prov.get('made_by')}`: {t.get('steps')} steps x batch "
+                f"{t.get('batch_size')}, lr {t.get('lr')}, direct answers"
+                f"{' and turn-level timestamps (ordinal referents)' if t.get('with_turn_sta') else ''}, on "
+                f"{prov.get('train_clips')} training dialogues of corpus seed {prov.get('corpus_seed')} (same voice "
+                f"split, so this run's test voices are unseen), {(t.get('seconds') or 0) / 60:.0f} min on a CPU")
+        if chk:
+            line += (f"; its own listening check: own {chk.get('accuracy_own', 0):.3f} vs swapped "
+                     f"{chk.get('accuracy_swapped', 0):.3f} (n={chk.get('n')})")
+        return line
+    return (f"trained in this run: {cfg.base.steps} steps x batch {cfg.base.batch_size}, lr {cfg.base.lr}, "
+            f"direct answers" + (" and turn-level timestamps (ordinal referents)" if cfg.base_with_sta else ""))
+
+
+def _ask_hint(out: Path, rows: list[ModelRow], examples: list[dict]) -> str:
+    """A ready-to-run ``tgsr ask`` command for the grounded model on a shown clip."""
+    import shlex
+
+    grounded = next((r for r in rows if r.key == "tgsr" and r.stage is not None), None) or next(
+        (r for r in rows if r.key == "sft_grounded" and r.stage is not None), None)
+    if grounded is None or not examples:
+        return ""
+    ex = examples[0]
+    cmd = ["tgsr", "ask", str(grounded.stage.model), str(out / ex["audio"]), ex["question"]]
+    for c in ex["choices"]:
+        cmd += ["--choice", c]
+    return f"Ask the {grounded.label} model yourself: " + " ".join(shlex.quote(x) for x in cmd) + " --html answer.html"
+
+
+def print_summary(results: dict) -> None:
+    """The accuracy table on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    acc = next(t for t in results["tables"] if t["id"] == "accuracy")
+    table = Table(title=acc["title"])
+    cols = ["model", "prompt", "own", "swapped", "silence", "own - swapped", "n"]
+    idx = [acc["columns"].index(cname) for cname in cols]
+    for cname in cols:
+        table.add_column(cname, justify="left" if cname in ("model", "prompt") else "right")
+    for row in acc["rows"]:
+        table.add_row(*[("-" if row[i] is None else f"{row[i]:.3f}" if isinstance(row[i], float) else str(row[i]))
+                        for i in idx])
+    console = Console()
+    console.print(table)
+    for n in results["notices"]:
+        console.print(f"[{'green' if n['level'] == 'ok' else 'red' if n['level'] == 'fail' else 'yellow'}]"
+                      f"{n['level'].upper()}[/]: {n['text']}", highlight=False)
