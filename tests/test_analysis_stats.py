@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, bootstrap
 
-from tgsr.analysis.stats import above_chance, contrast, exact_binomial_p, mcnemar_exact, paired_bootstrap
+from tgsr.analysis.stats import (
+    above_chance,
+    contrast,
+    exact_binomial_p,
+    mcnemar_exact,
+    paired_bootstrap,
+    poisson_binomial_sf,
+)
 from tgsr.errors import TgsrError
 
 
@@ -53,6 +60,18 @@ def test_contrast_and_chance():
     assert (c.accuracy_a, c.accuracy_b) == (5 / 6, 2 / 6) and c.mcnemar.only_a == 3 and c.mcnemar.only_b == 0
     t = above_chance([1] * 40 + [0] * 60, 0.25)
     assert t.accuracy == 0.4 and t.pvalue == pytest.approx(binomtest(40, 100, 0.25, alternative="greater").pvalue)
+
+
+def test_poisson_binomial_tail_for_mixed_option_counts():
+    import itertools
+
+    rates = [0.25, 0.5, 0.25, 0.5, 0.25]
+    for k in range(6):
+        brute = sum(np.prod([p if h else 1 - p for h, p in zip(hs, rates)])
+                    for hs in itertools.product([0, 1], repeat=5) if sum(hs) >= k)
+        assert poisson_binomial_sf(k, rates) == pytest.approx(brute, rel=1e-12)
+    same = above_chance([1] * 30 + [0] * 70, [0.25] * 100)
+    assert same.pvalue == pytest.approx(binomtest(30, 100, 0.25, alternative="greater").pvalue, rel=1e-9)
 
 
 def test_bad_inputs_are_refused():

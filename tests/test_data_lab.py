@@ -6,6 +6,7 @@ above it)."""
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -67,6 +68,21 @@ def expected_letter(ex: QAExample) -> str:
     return "abcd"[rank[target["pitch_hz"]]]
 
 
+def implied(beep, rank, ref) -> str:
+    """The letter a counterfactual beep implies: its pitch rank, or lower/higher than ``ref``."""
+    if ref is None:
+        return "abcd"[rank[beep["pitch_hz"]]]
+    return "b" if beep["pitch_hz"] > ref["pitch_hz"] else "a"
+
+
+def cite_lo(event) -> float:
+    return math.floor(round(event["start"], 3) * 100 + 1e-6) / 100
+
+
+def cite_hi(event) -> float:
+    return math.ceil(round(event["end"], 3) * 100 - 1e-6) / 100
+
+
 def peak_hz(audio: np.ndarray, start: float, end: float) -> float:
     seg = audio[int(start * SR):int(end * SR)]
     spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size), 8 * seg.size))
@@ -122,6 +138,23 @@ def test_evidence_and_rationales(lab_corpus):
             rest = g.split(", ", 1)[1]
             assert p == rest[:1].upper() + rest[1:]
         assert grounded[-1] == plain[-1] == f"Final answer: ({ex.answer}) {ex.answer_text}"
+        # counterfactual citations: another beep's span in the pointer's place, and what it implies
+        if fam == "read_at":
+            assert "counterfactuals" not in ex.meta
+            continue
+        s, e = ex.evidence[ex.meta["pointer"]]
+        assert s <= asked["start"] and asked["end"] <= e
+        beeps = [x for x in events if x["kind"] == "beep"]
+        rank = {x["pitch_hz"]: i for i, x in enumerate(sorted(beeps, key=lambda x: x["pitch_hz"]))}
+        ref = events[ex.meta["compared_event"]] if fam == "compare_marker" else None
+
+        others = [x for x in beeps if x is not asked and x is not ref]
+        expected = [[cite_lo(x), cite_hi(x), implied(x, rank, ref)] for x in others
+                    if implied(x, rank, ref) != ex.answer]
+        got = [[cf["span"][0], cf["span"][1], cf["answer"]] for cf in ex.meta["counterfactuals"]]
+        assert got == expected, ex.id
+        if ref is None:
+            assert len(got) == 3
 
 
 def test_read_at_is_a_training_family_only(lab_corpus):

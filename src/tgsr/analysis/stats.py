@@ -6,7 +6,8 @@
   p = 1/2 on the discordant pairs (items exactly one of the two models got right).
 * ``paired_bootstrap``: a percentile bootstrap interval for the accuracy difference, resampling
   items (both models' scores of an item travel together, which keeps the pairing).
-* ``above_chance``: accuracy against a chance rate (exact binomial, one-sided).
+* ``above_chance``: accuracy against a chance rate (exact binomial, one-sided), or against
+  per-item chance rates (exact Poisson binomial) when items have different numbers of options.
 
 Inputs are per-item correctness (bools or 0/1) in the same item order; unequal lengths are an
 error, never silently truncated.
@@ -130,10 +131,28 @@ class ChanceTest:
         return {**asdict(self), "accuracy": self.accuracy}
 
 
-def above_chance(correct: Sequence, chance: float) -> ChanceTest:
+def poisson_binomial_sf(k: int, chances: Sequence[float]) -> float:
+    """P(at least ``k`` hits) when item i is a hit with probability ``chances[i]`` independently
+    (items with different numbers of options); exact, by convolving the items one at a time."""
+    dist = np.zeros(len(chances) + 1)
+    dist[0] = 1.0
+    for i, p in enumerate(chances):
+        dist[1:i + 2] = dist[1:i + 2] * (1 - p) + dist[:i + 1] * p
+        dist[0] *= 1 - p
+    return float(min(1.0, dist[k:].sum()))
+
+
+def above_chance(correct: Sequence, chance: float | Sequence[float]) -> ChanceTest:
+    """One-sided exact test of accuracy above chance; ``chance`` is one rate or one per item
+    (then the null is the Poisson binomial, and ``ChanceTest.chance`` their mean)."""
     c = np.asarray(correct, dtype=float)
     hits, n = int(c.sum()), int(c.size)
-    return ChanceTest(hits, n, float(chance), exact_binomial_p(hits, n, chance, "greater") if n else 1.0)
+    if np.ndim(chance) == 0:
+        return ChanceTest(hits, n, float(chance), exact_binomial_p(hits, n, float(chance), "greater") if n else 1.0)
+    rates = [float(x) for x in chance]
+    if len(rates) != n:
+        raise TgsrError(f"{len(rates)} chance rates for {n} items")
+    return ChanceTest(hits, n, float(np.mean(rates)) if n else 0.0, poisson_binomial_sf(hits, rates) if n else 1.0)
 
 
 @dataclass(frozen=True)
@@ -160,4 +179,4 @@ def contrast(name_a: str, a: Sequence, name_b: str, b: Sequence, *, seed: int = 
 
 
 __all__ = ["exact_binomial_p", "mcnemar_exact", "McNemarResult", "paired_bootstrap", "BootstrapInterval",
-           "above_chance", "ChanceTest", "contrast", "Contrast"]
+           "above_chance", "ChanceTest", "poisson_binomial_sf", "contrast", "Contrast"]

@@ -1,4 +1,5 @@
-"""``tgsr analyze attention|behaviors|faithfulness|listening``: the analyses of grounded reasoning."""
+"""``tgsr analyze attention|behaviors|faithfulness|citation-following|listening``: the analyses of grounded
+reasoning."""
 
 from __future__ import annotations
 
@@ -59,6 +60,23 @@ def register(tree) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int)
     p.add_argument("--max-new-tokens", type=int, default=256)
+    add_placement_arguments(p)
+    p.add_argument("--quiet", action="store_true")
+
+    p = group.command("citation-following", "Teacher-force the gold and a counterfactual citation into the "
+                                            "reasoning: how often the answer follows the citation, how much the "
+                                            "gold one raises accuracy (items with meta pointer/counterfactuals, "
+                                            "e.g. the lab corpus).", handler=citation_following)
+    p.add_argument("--model", required=True)
+    _data_args(p)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--prompt", default="grounded", help="prompt style of the questions (default grounded)")
+    p.add_argument("--seed", type=int, default=0, help="picks each item's counterfactual citation")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--min-follow", type=float, default=0.6, help="gate: least follow rate (default 0.6)")
+    p.add_argument("--min-gain", type=float, default=0.05, help="gate: least gold-citation gain (default 0.05)")
     add_placement_arguments(p)
     p.add_argument("--quiet", action="store_true")
 
@@ -192,6 +210,30 @@ def faithfulness(args: argparse.Namespace) -> int:
     print(faithfulness_markdown({Path(args.model).name: s}))
     if s["n_failed"]:
         print(f"{s['n_failed']} items failed (see {args.out}/faithfulness_items.jsonl)")
+    return 0
+
+
+def citation_following(args: argparse.Namespace) -> int:
+    from ..analysis.citation_following import citation_following_markdown, citation_gate, run_citation_following
+    from ..errors import TgsrError
+    from ..models import load_model
+
+    examples = _load_examples(args)
+    if args.limit:
+        examples = examples[: args.limit]
+    lm = load_model(args.model, device=args.device, dtype=args.dtype)
+    s = run_citation_following(lm, examples, args.out, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+                               batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    gate = citation_gate(s, min_follow=args.min_follow, min_gain=args.min_gain)
+    (args.out / "citation_gate.json").write_text(json.dumps(gate.to_dict(), indent=1) + "\n", encoding="utf-8")
+    print(citation_following_markdown({Path(args.model).name: s}))
+    print("gate: " + ("passed" if gate.passed else "failed (" + "; ".join(gate.reasons) + ")"))
+    if s["n_skipped"]:
+        print(f"{s['n_skipped']} items not probed: {s['skipped_reasons']}")
+    if s["n_failed"]:
+        print(f"{s['n_failed']} items failed (see {args.out}/citation_items.jsonl)")
+    if not s["n_probed"]:
+        raise TgsrError(f"--data {args.data}: no item could be probed ({s['skipped_reasons'] or s['failures'][:3]})")
     return 0
 
 

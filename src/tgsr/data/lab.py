@@ -412,13 +412,39 @@ def scene_questions(scene: Scene, families, rng: np.random.Generator) -> list[QA
         letter = LETTERS[choices.index(draft.answer)]
         grounded, plain = rationales(draft, choices, letter)
         evidence = [c.span for c in draft.claims if c.span is not None]
+        pointer = _pointer(scene, draft, evidence)
         out.append(QAExample(
             id=f"{scene.clip_id}-{family}", audio=scene.audio, question=draft.question, choices=choices,
             answer=letter, duration=scene.duration, answer_text=draft.answer,
             evidence=[(float(a), float(b)) for a, b in evidence], task=family, category="lab", source=SOURCE,
             split=scene.split, rationale=grounded, rationale_plain=plain,
-            meta={"family": family, **draft.meta, "scene": {"turns": [asdict(t) for t in scene.turns],
-                                                            "events": [asdict(e) for e in scene.events]}}))
+            meta={"family": family, **draft.meta, **pointer,
+                  "scene": {"turns": [asdict(t) for t in scene.turns], "events": [asdict(e) for e in scene.events]}}))
+    return out
+
+
+def _pointer(scene: Scene, draft: Draft, evidence: list[tuple[float, float]]) -> dict:
+    """Which evidence span points at the asked beep (``pointer``), and the counterfactual
+    citations: each other beep's span with the answer it implies, where that answer differs.
+
+    ``tgsr.analysis.citation_following`` teacher-forces these in place of the pointer's
+    span. ``read_at`` states its span in the question, so it has none."""
+    if draft.task == "read_at":
+        return {}
+    asked = scene.events[draft.meta["asked_event"]]
+    span = cite(asked.start, asked.end, scene.duration)
+    out = {"pointer": evidence.index(span), "counterfactuals": []}
+    compared = scene.events[draft.meta["compared_event"]] if "compared_event" in draft.meta else None
+    for e in scene.beeps:
+        if e is asked or e is compared:
+            continue
+        if compared is not None:
+            implied = COMPARE_OPTIONS[int(e.pitch_hz > compared.pitch_hz)]
+        else:
+            implied = PITCH_NAMES[e.pitch_index]
+        if implied != draft.answer:
+            out["counterfactuals"].append({"span": list(cite(e.start, e.end, scene.duration)),
+                                           "answer": LETTERS[natural_choices(draft.task).index(implied)]})
     return out
 
 
