@@ -5,7 +5,7 @@ Each reward is a callable ``reward(completions, **dataset_columns) -> list[float
 dataset column arrives as a keyword list with one entry per completion. TRL's extra keywords
 (``prompts``, ``completion_ids``, ``trainer_state`` ...) are accepted and ignored.
 
-Rewards (paper Eq. 1 and Eq. 2, plus one beyond the paper):
+Rewards (paper Eq. 1 and Eq. 2, plus two beyond the paper):
 
 * ``answer``: 1.0 when the letter on the last non-empty line (``tgsr.answers.extract_choice``)
   equals the gold letter (column ``answer`` or ``label``), else 0.0.
@@ -15,6 +15,11 @@ Rewards (paper Eq. 1 and Eq. 2, plus one beyond the paper):
   ``compaction_flat``) gives C_max for any k >= 1: the "GRPO w/o compaction" ablation.
 * ``grounding_iou``: mean over cited spans of each span's best IoU with a gold ``evidence``
   span; spans outside [0, ``duration``] or with start >= end score 0; no citation scores 0.
+* ``grounding_f1``: precision *and* recall of the cited spans against the gold ``evidence``:
+  P = mean over cited spans of each one's best IoU with a gold span (``grounding_iou``),
+  R = mean over gold spans of each one's best IoU with a valid cited span, F1 = 2PR / (P + R).
+  Citing only the easiest of several evidence spans earns P but not R, so it pays less than
+  citing them all; no citation scores 0.
 * ``combined``: a weighted sum of the others, set by config (paper: answer 1 + compaction 1).
 
 Rewards never raise: any completion that cannot be scored (None, empty, binary, larger than
@@ -249,6 +254,30 @@ def _grounding_scorer(stats: RewardStats, name: str, tolerance: float):
     return score
 
 
+def _grounding_f1_scorer(stats: RewardStats, name: str, tolerance: float):
+    def score(text: str, i: int, columns: Mapping[str, Any]) -> float:
+        duration = _column(columns, "duration", i)
+        if duration is None or isinstance(duration, bool):
+            stats.count(name, "missing_duration")
+            return 0.0
+        duration = float(duration)
+        gold = _evidence_pairs(_column(columns, "evidence", i))
+        if not gold:
+            stats.count(name, "no_evidence")
+            return 0.0
+        spans = find_spans(text)
+        if not spans:
+            return 0.0
+        # a span outside the clip or with start >= end covers no audio: it lowers precision only
+        valid = [(s.start, s.end) for s in spans if s.valid and s.start >= 0 and s.end <= duration + tolerance]
+        if not valid:
+            return 0.0
+        precision = sum(max(span_iou(c, g) for g in gold) for c in valid) / len(spans)
+        recall = sum(max(span_iou(c, g) for c in valid) for g in gold) / len(gold)
+        return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return score
+
+
 # ------------------------------------------------------------------------------ registry
 
 def _make_answer(*, stats: RewardStats | None = None, max_chars: int = MAX_CHARS,
@@ -280,6 +309,13 @@ def _make_grounding(*, tolerance: float = 0.01, stats: RewardStats | None = None
                           max_chars, st)
 
 
+def _make_grounding_f1(*, tolerance: float = 0.01, stats: RewardStats | None = None,
+                       max_chars: int = MAX_CHARS, name: str = "grounding_f1") -> RewardFunction:
+    st = stats or REWARD_STATS
+    return RewardFunction(name, _grounding_f1_scorer(st, name, tolerance), {"tolerance": tolerance},
+                          max_chars, st)
+
+
 def _make_combined(*, components: Mapping[str, Any] | None = None,
                    stats: RewardStats | None = None, max_chars: int = MAX_CHARS,
                    name: str = "combined", **weights: Any) -> RewardFunction:
@@ -305,6 +341,7 @@ _FACTORIES: dict[str, Callable[..., RewardFunction]] = {
     "compaction": _make_compaction,
     "compaction_flat": _make_compaction_flat,
     "grounding_iou": _make_grounding,
+    "grounding_f1": _make_grounding_f1,
     "combined": _make_combined,
 }
 
@@ -363,4 +400,5 @@ def _rebuild_reward(name: str, params: dict) -> RewardFunction:
 answer_reward = REWARDS["answer"]
 compaction_reward = REWARDS["compaction"]
 grounding_iou_reward = REWARDS["grounding_iou"]
+grounding_f1_reward = REWARDS["grounding_f1"]
 combined_reward = REWARDS["combined"]

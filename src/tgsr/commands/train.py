@@ -11,7 +11,7 @@ HELP = {
     "sft": "Reasoning SFT on rationales (tgsr.target=rationale_plain: the paper's baseline without timestamps; "
            "rationale: grounded warm start).",
     "grpo": "Stage 2, GRPO with R_answer + R_tg (compaction) and a KL to the Stage-1 policy; ablations via "
-            "tgsr.ablation=paper|no_grounding|no_compaction|grounding_iou.",
+            "tgsr.ablation=paper|no_grounding|no_compaction|grounding_iou|grounding_f1|answer_only.",
 }
 
 

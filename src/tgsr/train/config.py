@@ -47,6 +47,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     # beyond the paper: also reward the overlap of cited spans with the gold evidence
     "grounding_iou": {"rewards": {"answer": 1.0, "compaction": 1.0, "grounding_iou": 1.0},
                       "prompt_style": "grounded"},
+    # beyond the paper: a verified grounding reward, precision and recall of the cited spans
+    # against the evidence, in place of compaction (citing only an easy span pays less)
+    "grounding_f1": {"rewards": {"answer": 1.0, "grounding_f1": 0.5}, "prompt_style": "grounded"},
+    # the grounded prompt with the answer reward only: against "paper", isolates R_tg
+    "answer_only": {"rewards": {"answer": 1.0}, "prompt_style": "grounded"},
 }
 
 
