@@ -228,3 +228,17 @@ def test_bad_arguments_are_refused(tmp_path):
     bad.write_text('{"clip_id": "x"}\n')
     with pytest.raises(TgsrError, match=r"scenes.jsonl:1"):
         read_scenes(bad)
+
+
+def test_tgsr_data_lab_command(tmp_path, capsys):
+    from tgsr.cli import main
+
+    out = tmp_path / "lab"
+    assert main(["data", "lab", "--out", str(out), "--train", "8", "--validation", "2", "--test", "4",
+                 "--probe", "test", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "train: 8 scenes, 48 questions" in text and "control: the probe" in text
+    probe = json.loads((out / "probe.json").read_text())
+    assert probe["split"] == "test" and probe["clip"]["n"] == len(qa(out, "test")) == 20
+    assert main(["data", "lab", "--out", str(tmp_path / "x"), "--train", "-1", "--no-progress"]) == 1
+    assert "split sizes must be >= 0" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from .errors import TgsrError
 # One entry per command module. A module is listed only once its commands work.
 COMMAND_MODULES: list[str] = [
     "tgsr.commands.data_synth",
+    "tgsr.commands.data_lab",
     "tgsr.commands.data_prep",
     "tgsr.commands.rewards",
     "tgsr.commands.demo",
