@@ -157,6 +157,29 @@ def test_evidence_and_rationales(lab_corpus):
             assert len(got) == 3
 
 
+def test_sta_rows_name_every_event_and_turn_once(lab_corpus):
+    from tgsr.records import StaExample
+
+    sta = read_jsonl(lab_corpus / "test" / "sta.jsonl", StaExample).records
+    by_clip = {}
+    for x in sta:
+        by_clip.setdefault(x.clip_id, []).append(x)
+    scenes = read_scenes(lab_corpus / "test" / "scenes.jsonl")
+    assert set(by_clip) == {s.clip_id for s in scenes}
+    for scene in scenes:
+        rows = {x.phrase: x for x in by_clip[scene.clip_id]}
+        assert len(rows) == len(by_clip[scene.clip_id]) == 9 + len(scene.turns)  # names unique in the clip
+        assert (rows["the noise burst"].start, rows["the noise burst"].end) == (scene.marker.start, scene.marker.end)
+        beeps = sorted(scene.beeps, key=lambda e: e.start)
+        for k, word in enumerate(["first", "second", "third", "fourth"]):
+            assert (rows[f"the {word} beep"].start, rows[f"the {word} beep"].end) == (beeps[k].start, beeps[k].end)
+        for name, hz in zip(["low", "mid-low", "mid-high", "high"], [300.0, 600.0, 1200.0, 2400.0]):
+            e = next(b for b in beeps if b.pitch_hz == hz)
+            assert (rows[f"the {name} beep"].start, rows[f"the {name} beep"].granularity) == (e.start, "event")
+        for t in scene.turns:
+            assert any(x.granularity == "turn" and (x.start, x.end) == (t.start, t.end) for x in rows.values())
+
+
 def test_read_at_is_a_training_family_only(lab_corpus):
     assert any(ex.task == "read_at" for ex in qa(lab_corpus, "train"))
     assert not any(ex.task == "read_at" for s in ("validation", "test") for ex in qa(lab_corpus, s))

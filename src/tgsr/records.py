@@ -176,7 +176,7 @@ class StaExample:
     source: str = ""
     clip_id: str = ""
     duration: float | None = None
-    granularity: Literal["phrase", "turn"] = "phrase"
+    granularity: Literal["phrase", "turn", "event"] = "phrase"   # event: a non-speech sound (tgsr.data.lab)
 
     @classmethod
     def from_dict(cls, d: dict) -> "StaExample":
@@ -188,8 +188,8 @@ class StaExample:
             duration=_num(d, "duration", None, minimum=0.0), granularity=_str(d, "granularity", "phrase"),
         )
         _check_interval(ex.start, ex.end)
-        if ex.granularity not in ("phrase", "turn"):
-            raise FieldError("granularity", f"expected 'phrase' or 'turn', got {ex.granularity!r}")
+        if ex.granularity not in ("phrase", "turn", "event"):
+            raise FieldError("granularity", f"expected 'phrase', 'turn' or 'event', got {ex.granularity!r}")
         if ex.duration is not None and ex.end > ex.duration + 1e-6:
             raise FieldError("end", f"end {ex.end} is past the clip duration {ex.duration}")
         return ex

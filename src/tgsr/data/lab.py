@@ -42,6 +42,8 @@ and the gates measured on validation never touch a test voice.
 
     DIR/<split>/audio/<clip_id>.wav   16 kHz mono
     DIR/<split>/qa.jsonl              QAExample, meta: family, the scene (turns, events) and the asked event
+    DIR/<split>/sta.jsonl             StaExample: where is "the noise burst", "the third beep", "the high
+                                      beep", "the second speaker's turn" (Stage 1 on the lab, ``scene_sta``)
     DIR/<split>/scenes.jsonl          Scene: everything the clip was synthesised from
     DIR/<split>/failures.jsonl        clips that could not be made (only when there are any)
     DIR/manifest.json                 sizes, counts per family and per gold letter, the text-only check
@@ -60,7 +62,7 @@ import numpy as np
 
 from ..audio import save_audio
 from ..errors import TgsrError
-from ..records import LETTERS, QAExample, read_jsonl, write_jsonl
+from ..records import LETTERS, QAExample, StaExample, read_jsonl, write_jsonl
 from ..spans import format_span
 from .dialogue import SAMPLE_RATE, TARGET_RMS, Clip, plan_clip, render_clip
 from .lexicon import ORDINALS, lexicon
@@ -448,6 +450,27 @@ def _pointer(scene: Scene, draft: Draft, evidence: list[tuple[float, float]]) ->
     return out
 
 
+def scene_sta(scene: Scene) -> list[StaExample]:
+    """Stage-1 targets of a scene: every event named by what it is ("the noise burst"), by its
+    rank among the beeps ("the third beep") and by its pitch ("the high beep"), and every turn
+    named by speaker order ("the second speaker's turn"); each name is unique in its clip."""
+    rows = []
+
+    def add(key: str, phrase: str, start: float, end: float, granularity: str) -> None:
+        rows.append(StaExample(id=f"{scene.clip_id}-{key}", audio=scene.audio, phrase=phrase, start=start, end=end,
+                               source=SOURCE, clip_id=scene.clip_id, duration=scene.duration,
+                               granularity=granularity))
+
+    m = scene.marker
+    add("burst", "the noise burst", m.start, m.end, "event")
+    for k, e in enumerate(scene.beeps):
+        add(f"beep{k}", f"the {ORDINALS[k]} beep", e.start, e.end, "event")
+        add(f"pitch{e.pitch_index}", f"the {PITCH_NAMES[e.pitch_index]} beep", e.start, e.end, "event")
+    for i, t in enumerate(scene.turns):
+        add(f"turn{i}", t.name, t.start, t.end, "turn")
+    return rows
+
+
 # ================================================================ the lab corpus
 
 @dataclass
@@ -495,7 +518,7 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
     qa_by_split: dict[str, list[QAExample]] = {}
     for split, n in sizes.items():
         folder = out / split
-        for name in ("qa.jsonl", "scenes.jsonl", "failures.jsonl"):
+        for name in ("qa.jsonl", "sta.jsonl", "scenes.jsonl", "failures.jsonl"):
             (folder / name).unlink(missing_ok=True)
         if (folder / "audio").is_dir():
             shutil.rmtree(folder / "audio")
@@ -519,6 +542,7 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
             bar.update(1)
         write_jsonl(folder / "scenes.jsonl", [s.to_dict() for s in scenes])
         write_jsonl(folder / "qa.jsonl", qa)
+        write_jsonl(folder / "sta.jsonl", [x for sc in scenes for x in scene_sta(sc)])
         if failures:
             write_jsonl(folder / "failures.jsonl", failures)
         qa_by_split[split] = read_jsonl(folder / "qa.jsonl", QAExample).records
@@ -558,4 +582,5 @@ def read_scenes(path: str | Path) -> list[Scene]:
 
 __all__ = ["LAB_FAMILIES", "TRAIN_ONLY_FAMILIES", "PITCHES_HZ", "PITCH_NAMES", "COMPARE_OPTIONS", "MARKER_BAND_HZ",
            "SPLITS", "LabEvent", "LabTurn", "Scene", "LabSummary", "make_lab", "make_scene", "scene_questions",
-           "lab_voice_pools", "natural_choices", "default_families", "read_scenes", "beep_audio", "marker_audio"]
+           "lab_voice_pools", "natural_choices", "scene_sta", "default_families", "read_scenes", "beep_audio",
+           "marker_audio"]
