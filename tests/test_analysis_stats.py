@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest, bootstrap
@@ -83,3 +85,40 @@ def test_bad_inputs_are_refused():
         mcnemar_exact([], [])
     with pytest.raises(TgsrError, match="0 <= k <= n"):
         exact_binomial_p(5, 3, 0.5)
+
+
+def _run(folder, correct, *, errors=()):
+    from tgsr.records import Prediction, write_jsonl
+
+    write_jsonl(folder / "predictions.jsonl",
+                [Prediction(id=f"q{i}", completion=None if i in errors else "x", correct=None if i in errors else bool(c),
+                            error="audio: missing" if i in errors else None) for i, c in enumerate(correct)])
+    return folder
+
+
+def test_contrast_of_two_eval_runs_and_its_command(tmp_path, capsys):
+    from tgsr.analysis.stats import contrast_runs
+    from tgsr.cli import main
+
+    rng = np.random.default_rng(5)
+    a = [bool(x) for x in rng.random(120) < 0.6]
+    b = [bool(x) for x in rng.random(120) < 0.4]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _run(tmp_path / "a", a, errors={3})
+    _run(tmp_path / "b", b)
+    r = contrast_runs(tmp_path / "a", tmp_path / "b", n_resamples=2000)
+    a[3] = False  # an item that could not be run counts as wrong
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    got = (r["n"], r["mcnemar"]["only_a"], r["mcnemar"]["only_b"], r["errors_or_unparsed_a"])
+    assert got == (120, only_a, only_b, 1)
+    assert r["mcnemar"]["pvalue"] == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue, rel=1e-9)
+    assert r["accuracy_a"] == pytest.approx(np.mean(a))
+    out = tmp_path / "c.json"
+    assert main(["analyze", "contrast", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    assert "McNemar exact" in capsys.readouterr().out and json.loads((tmp_path / "c.json").read_text())["n"] == 120
+    (tmp_path / "short").mkdir()
+    _run(tmp_path / "short", b[:100])
+    assert main(["analyze", "contrast", str(tmp_path / "a"), str(tmp_path / "short")]) == 1
+    assert "different items: 20 only in" in capsys.readouterr().err

@@ -178,5 +178,37 @@ def contrast(name_a: str, a: Sequence, name_b: str, b: Sequence, *, seed: int = 
                     paired_bootstrap(av, bv, n_resamples=n_resamples, seed=seed), mcnemar_exact(av, bv))
 
 
-__all__ = ["exact_binomial_p", "mcnemar_exact", "McNemarResult", "paired_bootstrap", "BootstrapInterval",
-           "above_chance", "ChanceTest", "poisson_binomial_sf", "contrast", "Contrast"]
+def contrast_runs(run_a, run_b, *, seed: int = 0, n_resamples: int = 10_000) -> dict:
+    """``contrast`` of two ``tgsr eval run`` folders on the same items (paired by id).
+
+    The two runs must hold the same item ids: items in only one are an error (with a few of
+    them named), never dropped. An item that could not be run or whose answer could not be
+    parsed counts as wrong, as in the runs' own accuracy; their numbers are reported."""
+    from pathlib import Path
+
+    from ..records import Prediction, read_jsonl
+
+    preds = {}
+    for label, d in (("a", run_a), ("b", run_b)):
+        path = Path(d) / "predictions.jsonl"
+        if not path.is_file():
+            raise TgsrError(f"{d}: not an evaluation run folder (no predictions.jsonl)")
+        rows = read_jsonl(path, Prediction, resolve_audio=False, unique="id").records
+        preds[label] = {p.id: p for p in rows}
+    only_a = sorted(set(preds["a"]) - set(preds["b"]))
+    only_b = sorted(set(preds["b"]) - set(preds["a"]))
+    if only_a or only_b:
+        raise TgsrError(f"the runs hold different items: {len(only_a)} only in {run_a} (e.g. {only_a[:3]}), "
+                        f"{len(only_b)} only in {run_b} (e.g. {only_b[:3]})")
+    ids = sorted(preds["a"])
+    if not ids:
+        raise TgsrError(f"{run_a}: no predictions")
+    a = [preds["a"][i].correct is True for i in ids]
+    b = [preds["b"][i].correct is True for i in ids]
+    c = contrast(str(run_a), a, str(run_b), b, seed=seed, n_resamples=n_resamples)
+    unscored = {label: sum(1 for p in preds[label].values() if p.error or p.parse_error) for label in ("a", "b")}
+    return {**c.to_dict(), "n": len(ids), "errors_or_unparsed_a": unscored["a"], "errors_or_unparsed_b": unscored["b"]}
+
+
+__all__ = ["contrast_runs", "exact_binomial_p", "mcnemar_exact", "McNemarResult", "paired_bootstrap",
+           "BootstrapInterval", "above_chance", "ChanceTest", "poisson_binomial_sf", "contrast", "Contrast"]

@@ -1,4 +1,4 @@
-"""``tgsr analyze attention|behaviors|faithfulness|citation-following|listening``: the analyses of grounded
+"""``tgsr analyze attention|behaviors|faithfulness|citation-following|contrast|listening``: the analyses of grounded
 reasoning."""
 
 from __future__ import annotations
@@ -79,6 +79,14 @@ def register(tree) -> None:
     p.add_argument("--min-gain", type=float, default=0.05, help="gate: least gold-citation gain (default 0.05)")
     add_placement_arguments(p)
     p.add_argument("--quiet", action="store_true")
+
+    p = group.command("contrast", "Two evaluation runs on the same items: accuracies, the paired bootstrap "
+                                  "interval of their difference and McNemar's exact test.", handler=contrast)
+    p.add_argument("run_a", type=Path, metavar="RUN_A")
+    p.add_argument("run_b", type=Path, metavar="RUN_B")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    p.add_argument("--out", type=Path, help="write the result as JSON here")
 
     p = group.command("listening", "Accuracy (or IoU) of the same models with their own, swapped and silent audio, "
                                    "from `tgsr eval run --audio-condition ...` folders.", handler=listening)
@@ -234,6 +242,20 @@ def citation_following(args: argparse.Namespace) -> int:
         print(f"{s['n_failed']} items failed (see {args.out}/citation_items.jsonl)")
     if not s["n_probed"]:
         raise TgsrError(f"--data {args.data}: no item could be probed ({s['skipped_reasons'] or s['failures'][:3]})")
+    return 0
+
+
+def contrast(args: argparse.Namespace) -> int:
+    from ..analysis.stats import contrast_runs
+
+    r = contrast_runs(args.run_a, args.run_b, seed=args.seed, n_resamples=args.resamples)
+    iv, mc = r["interval"], r["mcnemar"]
+    print(f"{r['n']} paired items: A {r['accuracy_a']:.3f}, B {r['accuracy_b']:.3f}; A - B {iv['difference']:+.3f} "
+          f"[{iv['low']:+.3f}, {iv['high']:+.3f}] ({100 * iv['confidence']:.0f}% paired bootstrap); McNemar exact "
+          f"p = {mc['pvalue']:.3g} ({mc['only_a']} right only in A, {mc['only_b']} only in B)")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(r, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
