@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..records import QAExample, read_jsonl
 
     t0 = time.perf_counter()
+    (Path(args.out) / "probe.json").unlink(missing_ok=True)  # never leave a check of an older corpus
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
     s = make_lab(args.out, sizes, args.seed, max_turns=args.max_turns, progress=not args.no_progress)
     for split in s.clips:
