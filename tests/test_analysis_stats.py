@@ -91,7 +91,8 @@ def _run(folder, correct, *, errors=()):
     from tgsr.records import Prediction, write_jsonl
 
     write_jsonl(folder / "predictions.jsonl",
-                [Prediction(id=f"q{i}", completion=None if i in errors else "x", correct=None if i in errors else bool(c),
+                [Prediction(id=f"q{i}", completion=None if i in errors else "x",
+                            correct=None if i in errors else bool(c),
                             error="audio: missing" if i in errors else None) for i, c in enumerate(correct)])
     return folder
 
