@@ -101,3 +101,16 @@ def warm_pitch_model(tiny_omni_dir, toy_corpus, tmp_path_factory) -> Path:
         "adam_beta2": 0.98, "save_strategy": "no", "seed": 0, "disable_tqdm": True})
     run_sft(args, tg)
     return out
+
+
+@pytest.fixture
+def accelerate_cli() -> str:
+    """The ``accelerate`` launcher beside this interpreter (or on PATH); skips the test without one."""
+    import shutil
+    import sys
+
+    found = Path(sys.executable).with_name("accelerate")
+    launcher = str(found) if found.exists() else shutil.which("accelerate")
+    if not launcher:
+        pytest.skip("accelerate CLI not found")
+    return launcher

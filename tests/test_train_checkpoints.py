@@ -203,23 +203,18 @@ def test_a_save_that_dies_midway_leaves_no_checkpoint_folder(tiny_omni_dir, toy_
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_process_saves_publish_whole_checkpoints_and_resume(tiny_omni_dir, toy_corpus, tmp_path):
+def test_two_process_saves_publish_whole_checkpoints_and_resume(tiny_omni_dir, toy_corpus, tmp_path,
+                                                                 accelerate_cli):
     """DDP over gloo: every rank writes into the staging folder, rank 0 publishes after the barrier;
     the output folder is locked by rank 0 alone (a second rank taking it would refuse the run)."""
     import os
-    import shutil
     import subprocess
-    import sys
     from pathlib import Path
 
     import yaml
 
     repo = Path(__file__).resolve().parent.parent
-    accelerate = Path(sys.executable).with_name("accelerate")
-    if not accelerate.exists():
-        accelerate = shutil.which("accelerate")
-    if not accelerate:
-        pytest.skip("accelerate CLI not found")
+    accelerate = accelerate_cli
     out = tmp_path / "out"
     recipe = {"tgsr": {"model": str(tiny_omni_dir), "train_file": str(toy_corpus / "train" / "sta.jsonl"),
                        "max_train_samples": 16},

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,12 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_process_grpo_keeps_ranks_identical(warm_pitch_model, toy_corpus, tmp_path):
-    accelerate = Path(sys.executable).with_name("accelerate")
-    if not accelerate.exists():
-        accelerate = shutil.which("accelerate")
-    if not accelerate:
-        pytest.skip("accelerate CLI not found")
+def test_two_process_grpo_keeps_ranks_identical(warm_pitch_model, toy_corpus, tmp_path, accelerate_cli):
+    accelerate = accelerate_cli
     out = tmp_path / "out"
     recipe = {
         "tgsr": {"model": str(warm_pitch_model), "train_file": str(toy_corpus / "train" / "qa.jsonl"),

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 ACCELERATE_CONFIGS = {"fsdp": "fsdp.yaml", "deepspeed": "deepspeed_zero3.yaml"}
 
 
-def _launch(kind: str, stage: str, overrides: list[str], tmp_path: Path) -> dict:
-    accelerate = Path(sys.executable).with_name("accelerate")
-    if not accelerate.exists():
-        pytest.skip("accelerate CLI not found")
+def _launch(accelerate: str, kind: str, stage: str, overrides: list[str], tmp_path: Path) -> dict:
     port = 29000 + (os.getpid() * 7 + len(stage) + (kind == "deepspeed") * 37) % 900
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     cmd = [str(accelerate), "launch", "--config_file", str(REPO / "recipes" / "accelerate" / ACCELERATE_CONFIGS[kind]),
@@ -52,13 +48,15 @@ def _check_sharded_folder(summary: dict, kind: str, out: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("kind", ["fsdp", "deepspeed"])
-def test_two_process_sharded_sta_then_grpo(kind, tiny_omni_dir, warm_pitch_model, toy_corpus, tmp_path):
+def test_two_process_sharded_sta_then_grpo(kind, tiny_omni_dir, warm_pitch_model, toy_corpus, tmp_path,
+                                           accelerate_cli):
     if kind == "deepspeed":
         pytest.importorskip("deepspeed")
     # The accelerate configs set mixed_precision: bf16, so the recipes run with bf16 on (DeepSpeed checks
     # that the two agree); on the CPU that is bfloat16 autocast.
     sta = tmp_path / "sta"
-    summary = _launch(kind, "sta", [f"tgsr.model={tiny_omni_dir}", f"tgsr.train_file={toy_corpus}/train/sta.jsonl",
+    summary = _launch(accelerate_cli, kind, "sta", [
+                                    f"tgsr.model={tiny_omni_dir}", f"tgsr.train_file={toy_corpus}/train/sta.jsonl",
                                     f"tgsr.eval_file={toy_corpus}/test/sta.jsonl", "tgsr.max_eval_samples=2",
                                     "tgsr.max_new_tokens=8", "max_steps=2", "per_device_train_batch_size=2",
                                     "bf16=true", f"output_dir={sta}"], tmp_path)
@@ -67,7 +65,8 @@ def test_two_process_sharded_sta_then_grpo(kind, tiny_omni_dir, warm_pitch_model
     assert json.loads((sta / "sta_eval.json").read_text())["evaluated"] == "saved folder, reloaded on one device"
 
     grpo = tmp_path / "grpo"
-    summary = _launch(kind, "grpo", [f"tgsr.model={warm_pitch_model}", f"tgsr.ref_model={warm_pitch_model}",
+    summary = _launch(accelerate_cli, kind, "grpo", [
+                                     f"tgsr.model={warm_pitch_model}", f"tgsr.ref_model={warm_pitch_model}",
                                      f"tgsr.train_file={toy_corpus}/train/qa.jsonl", "tgsr.ablation=no_grounding",
                                      "tgsr.prompt_style=direct", "max_steps=2", "per_device_train_batch_size=8",
                                      "num_generations=4", "max_completion_length=8", "learning_rate=1e-3",

@@ -231,47 +231,43 @@ def _evidence_pairs(raw: Any) -> list[tuple[float, float]]:
     return pairs
 
 
+def _cited_against_gold(stats: RewardStats, name: str, tolerance: float, text: str, i: int,
+                        columns: Mapping[str, Any]):
+    """(all citations, the ones inside the clip, gold evidence) for the grounding rewards; None when the
+    row cannot be scored (problem counted) or the text cites nothing. A span outside the clip or with
+    start >= end covers no audio: it is in the first list only, so it lowers precision."""
+    duration = _column(columns, "duration", i)
+    if duration is None or isinstance(duration, bool):
+        stats.count(name, "missing_duration")
+        return None
+    duration = float(duration)
+    gold = _evidence_pairs(_column(columns, "evidence", i))
+    if not gold:
+        stats.count(name, "no_evidence")
+        return None
+    spans = find_spans(text)
+    if not spans:
+        return None
+    valid = [(s.start, s.end) for s in spans if s.valid and s.start >= 0 and s.end <= duration + tolerance]
+    return spans, valid, gold
+
+
 def _grounding_scorer(stats: RewardStats, name: str, tolerance: float):
     def score(text: str, i: int, columns: Mapping[str, Any]) -> float:
-        duration = _column(columns, "duration", i)
-        if duration is None or isinstance(duration, bool):
-            stats.count(name, "missing_duration")
+        found = _cited_against_gold(stats, name, tolerance, text, i, columns)
+        if found is None:
             return 0.0
-        duration = float(duration)
-        gold = _evidence_pairs(_column(columns, "evidence", i))
-        if not gold:
-            stats.count(name, "no_evidence")
-            return 0.0
-        spans = find_spans(text)
-        if not spans:
-            return 0.0
-        total = 0.0
-        for s in spans:
-            if not s.valid or s.start < 0 or s.end > duration + tolerance:
-                continue  # scores 0
-            total += max(span_iou((s.start, s.end), g) for g in gold)
-        return total / len(spans)
+        spans, valid, gold = found
+        return sum(max(span_iou(c, g) for g in gold) for c in valid) / len(spans)
     return score
 
 
 def _grounding_f1_scorer(stats: RewardStats, name: str, tolerance: float):
     def score(text: str, i: int, columns: Mapping[str, Any]) -> float:
-        duration = _column(columns, "duration", i)
-        if duration is None or isinstance(duration, bool):
-            stats.count(name, "missing_duration")
+        found = _cited_against_gold(stats, name, tolerance, text, i, columns)
+        if found is None or not found[1]:
             return 0.0
-        duration = float(duration)
-        gold = _evidence_pairs(_column(columns, "evidence", i))
-        if not gold:
-            stats.count(name, "no_evidence")
-            return 0.0
-        spans = find_spans(text)
-        if not spans:
-            return 0.0
-        # a span outside the clip or with start >= end covers no audio: it lowers precision only
-        valid = [(s.start, s.end) for s in spans if s.valid and s.start >= 0 and s.end <= duration + tolerance]
-        if not valid:
-            return 0.0
+        spans, valid, gold = found
         precision = sum(max(span_iou(c, g) for g in gold) for c in valid) / len(spans)
         recall = sum(max(span_iou(c, g) for c in valid) for g in gold) / len(gold)
         return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
