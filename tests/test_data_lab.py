@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,27 @@ def test_read_at_is_a_training_family_only(lab_corpus):
     assert not any(ex.task == "read_at" for s in ("validation", "test") for ex in qa(lab_corpus, s))
 
 
+def test_read_at_questions_for_a_held_out_split(tmp_path):
+    """``read_at_splits`` adds one read_at question per held-out scene in read_at.jsonl (gold recomputed
+    from the scene, the span that of a beep) and leaves qa.jsonl as it is without it."""
+    with_ra, without = tmp_path / "a", tmp_path / "b"
+    make_lab(with_ra, {"validation": 3}, seed=4, read_at_splits=("validation",), progress=False)
+    make_lab(without, {"validation": 3}, seed=4, progress=False)
+    assert not (without / "validation" / "read_at.jsonl").exists()
+    strip = lambda xs: [asdict(x) | {"audio": Path(x.audio).name} for x in xs]  # noqa: E731
+    assert strip(qa(with_ra, "validation")) == strip(qa(without, "validation"))
+    read_at = read_jsonl(with_ra / "validation" / "read_at.jsonl", QAExample).records
+    assert len(read_at) == 3 and {x.task for x in read_at} == {"read_at"}
+    assert len({x.audio for x in read_at}) == 3
+    for ex in read_at:
+        assert ex.answer == expected_letter(ex) and len(ex.evidence) == 1 and "pointer" not in ex.meta
+    manifest = json.loads((with_ra / "manifest.json").read_text())
+    assert manifest["splits"]["validation"]["read_at_questions"] == 3
+    for bad in (("train",), ("test",)):
+        with pytest.raises(TgsrError, match="read_at_splits"):
+            make_lab(tmp_path / "c", {"train": 1, "validation": 1}, read_at_splits=bad, progress=False)
+
+
 def test_voices_are_disjoint_across_splits(lab_corpus):
     from tgsr.data.tts import get_engine
     from tgsr.data.voices import engine_configs
@@ -258,9 +280,12 @@ def test_tgsr_data_lab_command(tmp_path, capsys):
 
     out = tmp_path / "lab"
     assert main(["data", "lab", "--out", str(out), "--train", "8", "--validation", "2", "--test", "4",
-                 "--probe", "test", "--no-progress"]) == 0
+                 "--probe", "test", "--read-at", "validation", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "train: 8 scenes, 48 questions" in text and "control: the probe" in text
+    assert "(+2 read_at questions in validation/read_at.jsonl)" in text
+    assert len(read_jsonl(out / "validation" / "read_at.jsonl", QAExample).records) == 2
+    assert not (out / "test" / "read_at.jsonl").exists()
     probe = json.loads((out / "probe.json").read_text())
     assert probe["split"] == "test" and probe["clip"]["n"] == len(qa(out, "test")) == 20
     assert main(["data", "lab", "--out", str(tmp_path / "x"), "--train", "-1", "--no-progress"]) == 1

@@ -21,6 +21,9 @@ def register(tree) -> None:
     p.add_argument("--probe", choices=["validation", "test"],
                    help="also fit the bag-of-frames probe and the text-only baseline on train and score them on "
                         "this split (writes DIR/probe.json)")
+    p.add_argument("--read-at", choices=["validation", "test"], action="append", default=[],
+                   help="also write SPLIT/read_at.jsonl: one 'pitch of the beep from X to Y' question per scene of "
+                        "this held-out split, to measure reading at a given span (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -36,10 +39,13 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     (Path(args.out) / "probe.json").unlink(missing_ok=True)  # never leave a check of an older corpus
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
-    s = make_lab(args.out, sizes, args.seed, max_turns=args.max_turns, progress=not args.no_progress)
+    s = make_lab(args.out, sizes, args.seed, max_turns=args.max_turns, read_at_splits=tuple(args.read_at),
+                 progress=not args.no_progress)
     for split in s.clips:
         fail = f", {s.failures[split]} failed (see {split}/failures.jsonl)" if s.failures.get(split) else ""
-        print(f"{split}: {s.clips[split]} scenes, {s.qa[split]} questions{fail}")
+        read_at = s.manifest["splits"][split].get("read_at_questions")
+        extra = f" (+{read_at} read_at questions in {split}/read_at.jsonl)" if read_at is not None else ""
+        print(f"{split}: {s.clips[split]} scenes, {s.qa[split]} questions{extra}{fail}")
     tb = s.text_baseline
     if tb:
         print(f"text-only baseline (fit on train): {tb['accuracy']:.3f} on {tb['n']} test questions, "

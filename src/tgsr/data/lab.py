@@ -42,6 +42,9 @@ and the gates measured on validation never touch a test voice.
 
     DIR/<split>/audio/<clip_id>.wav   16 kHz mono
     DIR/<split>/qa.jsonl              QAExample, meta: family, the scene (turns, events) and the asked event
+    DIR/<split>/read_at.jsonl         held-out splits named in ``read_at_splits`` only: one ``read_at``
+                                      question per scene, kept apart from qa.jsonl (whose questions and
+                                      gates it leaves unchanged), to measure reading at a given span
     DIR/<split>/sta.jsonl             StaExample: where is "the noise burst", "the third beep", "the high
                                       beep", "the second speaker's turn" (Stage 1 on the lab, ``scene_sta``)
     DIR/<split>/scenes.jsonl          Scene: everything the clip was synthesised from
@@ -92,6 +95,7 @@ RAMP_SECONDS = 0.01
 TRAIN_ONLY_FAMILIES = ("read_at",)
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 _LAB_STREAM = 15  # keeps the lab's generators apart from ``tgsr data synth``'s
+_READ_AT_STREAM = 3  # held-out read_at questions draw apart from qa.jsonl's (stream 2), which stay as they were
 
 
 # ================================================================ scene records
@@ -489,10 +493,12 @@ def default_families(split: str) -> tuple[str, ...]:
 
 def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, max_turns: int = 3,
              families: Mapping[str, tuple[str, ...]] | None = None, first_clip: Mapping[str, int] | None = None,
-             progress: bool = True) -> LabSummary:
+             read_at_splits: tuple[str, ...] = (), progress: bool = True) -> LabSummary:
     """Write the lab corpus (see the module docstring). ``sizes`` maps split -> number of clips;
     clip ``i`` of a split depends only on (seed, split, i), and ``first_clip`` starts a split at a
-    later index (fresh scenes with the same voices)."""
+    later index (fresh scenes with the same voices). ``read_at_splits`` (held-out splits) also get
+    ``read_at.jsonl``: one ``read_at`` question per scene, to measure whether a model reads the
+    pitch at a given span on voices it never heard."""
     unknown = [s for s in sizes if s not in SPLITS]
     if unknown:
         raise TgsrError(f"unknown lab splits {unknown}; expected {', '.join(SPLITS)}")
@@ -500,6 +506,10 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
         raise TgsrError(f"split sizes must be >= 0, got {dict(sizes)}")
     if max_turns < 2:
         raise TgsrError(f"max_turns must be at least 2, got {max_turns}")
+    bad_read_at = [s for s in read_at_splits if s not in sizes or s == "train"]
+    if bad_read_at:
+        raise TgsrError(f"read_at_splits {bad_read_at}: name held-out splits being built "
+                        f"({', '.join(s for s in sizes if s != 'train') or 'none'}); train already asks read_at")
     fams = {s: tuple((families or {}).get(s) or default_families(s)) for s in sizes}
     for s, fs in fams.items():
         bad = [f for f in fs if f not in LAB_FAMILIES]
@@ -518,12 +528,12 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
     qa_by_split: dict[str, list[QAExample]] = {}
     for split, n in sizes.items():
         folder = out / split
-        for name in ("qa.jsonl", "sta.jsonl", "scenes.jsonl", "failures.jsonl"):
+        for name in ("qa.jsonl", "read_at.jsonl", "sta.jsonl", "scenes.jsonl", "failures.jsonl"):
             (folder / name).unlink(missing_ok=True)
         if (folder / "audio").is_dir():
             shutil.rmtree(folder / "audio")
         (folder / "audio").mkdir(parents=True)
-        scenes, qa, failures = [], [], []
+        scenes, qa, read_at, failures = [], [], [], []
         first = int((first_clip or {}).get(split, 0))
         for i in range(first, first + int(n)):
             try:
@@ -539,9 +549,14 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
             scenes.append(scene)
             q_rng = np.random.default_rng([int(seed), _LAB_STREAM, _SPLIT_IDS[split], i, 2])
             qa.extend(scene_questions(scene, fams[split], q_rng))
+            if split in read_at_splits:
+                r_rng = np.random.default_rng([int(seed), _LAB_STREAM, _SPLIT_IDS[split], i, _READ_AT_STREAM])
+                read_at.extend(scene_questions(scene, ("read_at",), r_rng))
             bar.update(1)
         write_jsonl(folder / "scenes.jsonl", [s.to_dict() for s in scenes])
         write_jsonl(folder / "qa.jsonl", qa)
+        if split in read_at_splits:
+            write_jsonl(folder / "read_at.jsonl", read_at)
         write_jsonl(folder / "sta.jsonl", [x for sc in scenes for x in scene_sta(sc)])
         if failures:
             write_jsonl(folder / "failures.jsonl", failures)
@@ -553,6 +568,8 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
             "qa": dict(sorted(Counter(x.task for x in qa).items())),
             "gold_letters": dict(sorted(Counter(x.answer for x in qa).items())),
             "voices": len({v["key"] for s in scenes for v in s.voices})}
+        if split in read_at_splits:
+            manifest_splits[split]["read_at_questions"] = len(read_at)
     bar.close()
     if qa_by_split.get("train") and qa_by_split.get("test"):
         from .text_baseline import text_only_baseline
