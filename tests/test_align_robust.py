@@ -83,9 +83,10 @@ def ps():
 
 
 def test_fast_high_voice_is_aligned_not_dropped(ps):
-    # 4.7 words/s in a high voice: phones shorter than three 10 ms states; whole clips were dropped
+    # Very fast speech in a high voice: phones shorter than three 10 ms states, so 10 ms frames
+    # cannot place every word; whole clips were dropped
     text = "Would you like to see the dessert menu? I left the lampshade in the closet."
-    audio, ref = _speak(text, "en-gb-x-gbcwmd+f4", rate=1.65, pitch=90)
+    audio, ref = _speak(text, "en-gb-x-gbcwmd+f4", rate=2.2, pitch=90)
     result = ps.align_detailed(audio, text)
     assert result.lost == [] and [w.text for w in result.words] == [w.text for w in ref]
     assert _mean_error(result.words, ref) < 40
@@ -98,12 +99,12 @@ def test_partly_aligned_words_are_where_they_were_said_or_lost(speech_clips):
     # (seen on an 18 s dialogue: 4 words, 9.3 s off): such words must be lost, not written.
     pytest.importorskip("pocketsphinx")
     text = "Would you like to see the dessert menu? I left the lampshade in the closet."
-    audio, ref = _speak(text, "en-gb-x-gbcwmd+f4", rate=1.65, pitch=90)
+    audio, ref = _speak(text, "en-gb-x-gbcwmd+f4", rate=2.2, pitch=90)
     result = get_aligner("pocketsphinx", frame_rates=(100,)).align_detailed(audio, text)
     assert len(result.words) + len(result.lost) == len(ref) and result.lost
     for word, truth in zip(result.words, ref):  # the kept words are the first ones, in place
-        assert word.text == truth.text
-        assert abs(word.start - truth.start) < 0.05 and abs(word.end - truth.end) < 0.05
+        assert word.text == truth.text  # (10 ms frames are too coarse for this speed: 0.15 s, not seconds)
+        assert abs(word.start - truth.start) < 0.15 and abs(word.end - truth.end) < 0.15
 
 
 def test_words_ending_at_the_clip_end_keep_their_times(ps, speech_clips):

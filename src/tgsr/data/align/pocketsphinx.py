@@ -8,9 +8,13 @@ Words missing from the pronunciation dictionary get one from espeak-ng's spellin
 so every transcript word gets a timing. Without a transcript the clip is recognised with
 the bundled language model and the recogniser's own word segmentation is returned.
 
+Digital silence is filled with a noise floor like a real recording's (30 dB under the clip's
+speech level); against silence far quieter than any the model saw, short words after a pause
+were squeezed into a few frames beside it.
+
 A clip is never dropped for one hard stretch. Each window is padded with silence (words
 that end right at the clip's end otherwise have no room for the final silence state), and a
-window that does not align is retried with stronger dither, then with 5 ms frames (fast
+window that does not align is retried with a higher noise floor (20 dB), then with 5 ms frames (fast
 speech has phones shorter than the 30 ms that three 10 ms HMM states need). If a window still
 fails, the words that the best partial path placed are kept but the last of them, and the
 rest is aligned again from there; when nothing is placed, windows ending at pauses (silero
@@ -32,7 +36,8 @@ from .base import SAMPLE_RATE, Aligner, Alignment, AlignmentError, check_audio, 
 from .g2p import espeak_arpabet
 
 FRAME_RATES = (100, 200)  # 10 ms frames (the model's own), then 5 ms frames for fast speech
-DITHERS = (1e-4, 1e-3)
+NOISE_FLOORS_DB = (30.0, 20.0)  # dither this far below the clip's speech level: first try, retry
+MIN_DITHER = 1e-4  # -80 dBFS: the floor for a clip with no speech level (near-silent audio)
 PAD_BEFORE, PAD_AFTER = 0.3, 0.5  # seconds of silence around every window
 MIN_WINDOW = 0.5   # shortest stretch of audio worth a pause-bounded window (s)
 MAX_PAUSE_CUTS = 4  # pause-bounded windows tried from one stuck position
@@ -121,16 +126,41 @@ class PocketsphinxAligner(Aligner):
 
     # ---------------------------------------------------------------- decoding
     @staticmethod
-    def _pcm16(audio: np.ndarray, dither: float = 1e-4) -> bytes:
-        """16-bit PCM with a faint fixed-seed dither.
+    def _levels(audio: np.ndarray) -> tuple[float, float]:
+        """(speech level, noise floor) RMS of a clip: 95th and 10th percentiles of its 20 ms frame levels."""
+        n = audio.size // 320
+        if n == 0:
+            return 0.0, 0.0
+        rms = np.sqrt((audio[:n * 320].astype(np.float64).reshape(n, 320) ** 2).mean(1))
+        return float(np.percentile(rms, 95)), float(np.percentile(rms, 10))
+
+    @classmethod
+    def _dithers(cls, audio: np.ndarray) -> list[float]:
+        """Dither amplitudes of the attempts: enough to lift the clip's noise floor to
+        ``NOISE_FLOORS_DB`` under its speech level, and never below ``MIN_DITHER``.
+
+        The acoustic model learned silence from recordings whose noise floor lies some 25-30 dB
+        under the speech (LibriVox: about 25). Digital silence is far quieter than anything it
+        saw; its silence model then fits quiet speech better than a short word does, and short
+        words after a pause get squeezed into a few frames beside it. Topping the floor up to a
+        real recording's restores the contrast; a recording that has such a floor already gets
+        only the faint minimum, so its timings do not move.
+        """
+        level, floor = cls._levels(audio)
+        return [float(np.sqrt(max((level * 10 ** (-db / 20)) ** 2 - floor ** 2, MIN_DITHER ** 2)))
+                for db in NOISE_FLOORS_DB]
+
+    @staticmethod
+    def _pcm16(audio: np.ndarray, dither: float = MIN_DITHER) -> bytes:
+        """16-bit PCM with fixed-seed Gaussian dither of standard deviation ``dither``.
 
         Digital silence (exact zeros, common in synthetic and edited audio) gives -inf log
-        energies and derails the search; noise at -80 dBFS fixes it without changing timings.
+        energies and derails the search (see :meth:`_dithers` for the level).
         """
         noise = np.random.default_rng(0).normal(0.0, dither, audio.shape) if dither else 0.0
         return (np.clip(audio + noise, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
-    def _segments(self, dec, audio: np.ndarray, dither: float = 1e-4,
+    def _segments(self, dec, audio: np.ndarray, dither: float = MIN_DITHER,
                   frate: int = 100) -> list[tuple[str, float, float]]:
         """(word, start s, end s) of one decode, silences and fillers left out.
 
@@ -166,7 +196,7 @@ class PocketsphinxAligner(Aligner):
         dec.activate_search("prefix")
 
     def _fit(self, audio: np.ndarray, start: float, end: float, tokens: list[str], budget: list[int],
-             prefix: bool = False) -> tuple[list[tuple[float, float]], str]:
+             prefix: bool = False, dithers: list[float] | None = None) -> tuple[list[tuple[float, float]], str]:
         """Align ``tokens`` (or, ``prefix``, as many leading tokens as fit) to ``audio[start:end]``.
 
         Each attempt (frame rate x dither) runs until one places every token; otherwise the
@@ -178,11 +208,12 @@ class PocketsphinxAligner(Aligner):
                                  np.zeros(int(PAD_AFTER * SAMPLE_RATE), np.float32)])
         best: list[tuple[float, float]] = []
         how = ""
+        dithers = dithers or self._dithers(audio)
         for frate in self.frame_rates:
             dec = self._decoder(align=True, frate=frate)
             self._add_words(dec, tokens)
             self._search(dec, tokens, prefix)
-            for dither in DITHERS:
+            for floor_db, dither in zip(NOISE_FLOORS_DB, dithers):
                 if budget[0] <= 0:
                     return best, how
                 budget[0] -= 1
@@ -193,7 +224,7 @@ class PocketsphinxAligner(Aligner):
                         break
                     a = min(max(start, a - PAD_BEFORE + start), end)
                     spans.append((a, min(max(a, b - PAD_BEFORE + start), end)))
-                attempt = f"{1000 // frate} ms frames, dither {dither:g}"
+                attempt = f"{1000 // frate} ms frames, noise floor -{floor_db:g} dB"
                 if len(spans) == len(tokens) == len(segs):
                     return spans, attempt
                 if len(spans) > len(best):
@@ -240,7 +271,8 @@ class PocketsphinxAligner(Aligner):
         fit here (a transcript word that was not said); otherwise the rest is lost.
         """
         duration = audio.size / SAMPLE_RATE
-        first_attempt = f"{1000 // self.frame_rates[0]} ms frames, dither {DITHERS[0]:g}"
+        first_attempt = f"{1000 // self.frame_rates[0]} ms frames, noise floor -{NOISE_FLOORS_DB[0]:g} dB"
+        dithers = self._dithers(audio)
         budget = [MAX_DECODES]
         placed: list[tuple[int, float, float]] = []
         steps: list[str] = []
@@ -267,11 +299,11 @@ class PocketsphinxAligner(Aligner):
 
         while i < len(tokens) and budget[0] > 0:
             rest = tokens[i:]
-            spans, how = self._fit(audio, pos, duration, rest, budget)
+            spans, how = self._fit(audio, pos, duration, rest, budget, dithers=dithers)
             if len(spans) == len(rest):
                 take(spans, how)
                 break
-            spans, how = self._fit(audio, pos, duration, rest, budget, prefix=True)
+            spans, how = self._fit(audio, pos, duration, rest, budget, prefix=True, dithers=dithers)
             if len(spans) == len(rest) and usable(spans, whole=True):
                 take(spans, "prefix grammar")
                 break
@@ -283,14 +315,15 @@ class PocketsphinxAligner(Aligner):
                 pauses = [(a[1] + b[0]) / 2 for a, b in zip(regions, regions[1:])]
                 found = False
                 for cut in [p for p in pauses if p >= pos + MIN_WINDOW][:MAX_PAUSE_CUTS]:
-                    spans, _ = self._fit(audio, pos, cut, rest, budget, prefix=True)
+                    spans, _ = self._fit(audio, pos, cut, rest, budget, prefix=True, dithers=dithers)
                     if usable(spans):
                         found = True
                         break
                 if found:
                     take(spans[:-1], "split at a pause")
                     continue
-            if len(rest) > 2 and usable(self._fit(audio, pos, duration, rest[1:], budget, prefix=True)[0]):
+            if len(rest) > 2 and usable(self._fit(audio, pos, duration, rest[1:], budget, prefix=True,
+                                                  dithers=dithers)[0]):
                 skipped.append(i)
                 i += 1
                 steps.append("word skipped")
