@@ -98,8 +98,9 @@ def test_features_once_per_clip(cache, tiny_omni_dir, toy_corpus, tmp_path):
         assert len(calls) == 6
         assert trainer.feature_cache.stats()["hits"] == 6
     else:
-        # generation (12 rows) + reference pass (12) + loss passes (2 micro-batches of 6)
-        assert len(calls) == 36
+        # generation's prompts (12 rows) + its shared prefill (6 clips) + reference pass (12) + loss
+        # passes (2 micro-batches of 6)
+        assert len(calls) == 42
 
 
 def test_reward_rises_when_listening_pays(warm_pitch_model, toy_corpus, tmp_path):

@@ -43,7 +43,8 @@ def test_encoder_cache_parity_once_per_clip(family, tiny_model_dir, toy_corpus, 
     assert len(trainer.encoder_caches) == 2  # the policy's tower and the reference model's, each its own memo
     trainer.train()  # 6 rows = 3 clips x G=2: generation, sampling check, reference pass, loss pass
     assert trainer.logprob_checks[0]["tokens"] > 0 and trainer.logprob_checks[0]["max"] < 1e-5
-    assert cache.misses == 3 and cache.hits >= 3 * 6 - 3 and cache.bypassed == 0
+    # generation prefills the 3 clips once (3 misses); the sampling check and the loss pass hit (6 + 6)
+    assert cache.misses == 3 and cache.hits >= 2 * 6 and cache.bypassed == 0
 
     batch = [dict(rows[i]) for i in range(3) for _ in range(2)]
     out = trainer._generate_and_score_completions(batch)

@@ -152,6 +152,11 @@ class GrpoArgs(TgsrArgs):
                                        "trains)")
     merge_lora_for_generation: Any = _field("auto", "LoRA: sample from the adapter merged into a weight copy "
                                                     "(faster decoding); auto: when the GPU has room; true | false")
+    share_prefill: bool = _field(True, "the G completions of a prompt share one prefill, the KV cache copied "
+                                       "to its G rows after it (tgsr.train.decoding)")
+    compile_decoding: bool = _field(False, "a static KV cache and the decode step under torch.compile "
+                                           "(reduce-overhead: CUDA graphs); compiles once per cache length, "
+                                           "on accelerators")
 
 
 def field_help(stage: str) -> list[dict[str, str]]:

@@ -35,7 +35,6 @@ base weights come back afterwards.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -49,14 +48,16 @@ from trl.trainer.utils import pad
 from ..errors import TgsrError
 from .audio_guard import judge, swap_permutation
 from .checkpoints import AtomicCheckpointMixin
-from .common import SaveProcessingMixin, audio_encoder_modules
+from .common import SaveProcessingMixin
 from .datasets import clean_conversation
+from .decoding import SamplingLogprobs, prompt_groups
+from .decoding import sample as sample_completions
 from .distributed import ShardedCpuMixin
 from .encoder_cache import install_encoder_caches
 from .features import FeatureCache
 from .framework_check import check_hooks
 from .lora_merge import merge_policy, merged_lora
-from .profiling import PhaseProfiler
+from .profiling import GRPOPhaseTiming
 
 log = logging.getLogger(__name__)
 check_hooks()  # the private TRL / Trainer hooks overridden below: fail here, not deep inside train()
@@ -113,44 +114,8 @@ def _reference_through_tgsr(reference, family: str, args: GRPOConfig):
         grpo_trainer.create_model_from_path = original
 
 
-class _SamplingLogprobs:
-    """Records log-softmax(raw logits / T) of each sampled token during ``generate``.
-
-    A forward hook on the model: each decoding forward returns this step's logits and receives,
-    as ``input_ids``, the token drawn at the previous step, so only one [rows, vocabulary] row of
-    log-probs is alive at a time (``output_logits=True`` would keep every step's logits: rows x
-    tokens x vocabulary, ~10 GB at the paper's 7B shape). Independent of the logits processors,
-    so top-k / top-p / suppression do not enter, exactly as in TRL's log-prob pass.
-    """
-
-    def __init__(self, model: torch.nn.Module, temperature: float):
-        self.temperature = temperature
-        self.prev: torch.Tensor | None = None
-        self.steps: list[torch.Tensor] = []
-        self.handle = model.register_forward_hook(self._hook, with_kwargs=True)
-
-    def _resolve(self, tokens: torch.Tensor) -> None:
-        if self.prev is not None:
-            self.steps.append(self.prev.gather(-1, tokens[:, -1:].to(self.prev.device)).squeeze(-1))
-
-    def _hook(self, module, args, kwargs, output):
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        if self.prev is not None and ids is not None:
-            self._resolve(ids)
-        self.prev = torch.log_softmax(output.logits[:, -1, :].float() / self.temperature, dim=-1)
-
-    def finish(self, sequences: torch.Tensor, n_new: int) -> torch.Tensor:
-        """Per-token log-probs [rows, n_new] of the generated part of ``sequences``."""
-        self.handle.remove()
-        self._resolve(sequences)
-        self.prev = None
-        steps = self.steps[:n_new]
-        if len(steps) != n_new:
-            raise TgsrError(f"internal: recorded {len(steps)} sampling steps for {n_new} generated tokens")
-        return torch.stack(steps, dim=1)
-
-
-class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMixin, GRPOTrainer):
+class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMixin, GRPOPhaseTiming,
+                       GRPOTrainer):
     """TRL's GRPOTrainer with the audio in generation, old-policy, reference and policy passes.
 
     ``audio_lm`` is a ``tgsr.models.AudioLM``; dataset rows need ``prompt`` (a conversation
@@ -164,18 +129,17 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
                  ref_model: str | torch.nn.Module | None = None, peft_config=None, callbacks=None,
                  feature_cache: bool = True, feature_cache_size: int = 4096, logprob_check_steps: int = 1,
                  logprob_check_tol: float | None = None, encoder_cache: bool = True,
-                 merge_lora_for_generation: bool | str = "auto", featurize=None):
+                 merge_lora_for_generation: bool | str = "auto", featurize=None, share_prefill: bool = True,
+                 compile_decoding: bool = False, compile_config=None):
         if args.use_vllm or args.use_transformers_continuous_batching:
             raise TgsrError("AudioGRPOTrainer generates with transformers `generate`; vLLM and continuous "
                             "batching do not take tgsr's audio features")
         self.audio_lm = audio_lm
-        self.profiler: PhaseProfiler | None = None  # set by ``profile``
+        self.profiler = None  # set by ``profile`` (tgsr.train.profiling.GRPOPhaseTiming)
         # ``featurize``: another per-clip featuriser (a benchmark's stock-processor baseline)
         self._featurize = featurize or audio_lm.featurize_one
         self.feature_cache = FeatureCache(self._timed_featurize, enabled=feature_cache,
                                           max_clips=feature_cache_size)
-        self._in_logprob_check = False
-        self._nograd_passes = 0
         self.logprob_check_steps = int(logprob_check_steps)
         self.logprob_check_tol = logprob_check_tol
         self.logprob_checks: list[dict[str, float]] = []
@@ -185,6 +149,9 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
         self._generation_batches = 0
         self.merge_lora_policy = merge_policy(merge_lora_for_generation)
         self.generation_merged_lora: bool | None = None  # set by the first generation batch
+        self.share_prefill = bool(share_prefill)  # tgsr.train.decoding
+        self.compile_decoding = bool(compile_decoding)
+        self.compile_config = compile_config
 
         # A sampled placeholder token would have no features behind it at the next forward.
         gen_kwargs = dict(args.generation_kwargs or {})
@@ -217,47 +184,11 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
             self.ref_model.requires_grad_(False)
         self.encoder_caches = install_encoder_caches([self.model, self.ref_model]) if encoder_cache else []
 
-    # ------------------------------------------------------------------ profiling
-    def profile(self, profiler: PhaseProfiler) -> PhaseProfiler:
-        """Time this trainer's own passes per optimiser step (``tgsr.train.profiling``)."""
-        self.profiler = profiler
-        self.add_callback(profiler.callback())
-        towers = {id(t): t for m in (self.model, self.ref_model) if m is not None
-                  for _, t in audio_encoder_modules(m)}
-        for tower in towers.values():  # module hooks: they see the forwards that run, not memo hits
-            tower.register_forward_pre_hook(lambda *_: profiler.start("encoder"))
-            tower.register_forward_hook(lambda *_: profiler.stop("encoder"))
-        return profiler
-
-    def _phase(self, name: str, *, peak: bool = False):
-        return self.profiler.phase(name, peak=peak) if self.profiler is not None else contextlib.nullcontext()
-
+    # ------------------------------------------------------------------ audio per row
     def _timed_featurize(self, *args, **kwargs):
         with self._phase("features"):
             return self._featurize(*args, **kwargs)
 
-    def _logprob_phase(self, model) -> str:
-        """Which no-grad pass this is: the guard's, the reference's, or (first in a batch) the old policy's."""
-        if self._in_logprob_check:
-            return "logprob_check"
-        if self.ref_model is not None and model is self.ref_model:
-            return "ref_logprobs"
-        # TRL's order in a generation batch: the old-policy pass when it runs (generation and optimiser
-        # steps misaligned), then the reference (LoRA: the same model, adapter disabled)
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        old_runs = self.args.gradient_accumulation_steps % generate_every != 0
-        self._nograd_passes += 1
-        return "old_logprobs" if old_runs and self._nograd_passes == 1 else "ref_logprobs"
-
-    def training_step(self, model, inputs, num_items_in_batch):
-        with self._phase("backward", peak=True):  # exclusive: what nested phases leave is the backward
-            return super().training_step(model, inputs, num_items_in_batch)
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        with self._phase("rewards"):
-            return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-
-    # ------------------------------------------------------------------ audio per row
     def _row(self, example: dict) -> _AudioRow:
         path = example.get("audio")
         if not path:
@@ -340,11 +271,14 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
                         pad_to_multiple_of=self.pad_to_multiple_of).to(device)
         attention_mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left",
                              pad_to_multiple_of=self.pad_to_multiple_of).to(device)
-        gen_inputs = {"input_ids": input_ids, "attention_mask": attention_mask,
-                      **{k: v.to(device) for k, v in multimodal_fields.items()}}
-        record = self._record_sampling
-        generation_config = copy.copy(self.generation_config)
-        generation_config.return_dict_in_generate = True
+        audio = {k: v.to(device) for k, v in multimodal_fields.items()}
+        rows = self._require_rows(len(prompt_ids))
+        groups = unique_audio = None
+        if self.share_prefill:  # the G copies of a prompt: one prefill (same prompt ids, same clip)
+            groups = prompt_groups([(tuple(ids), row.path) for ids, row in zip(prompt_ids, rows)])
+            if len(groups[0]) < len(rows):
+                unique_audio = self.audio_inputs([rows[i] for i in groups[0]])
+        recorder = SamplingLogprobs(self.temperature) if self._record_sampling else None
         # Sharded weights (ZeRO-3, FSDP) are gathered per layer: no whole-weight copy to merge into.
         merge = self.merge_lora_policy != "never" and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
         with (
@@ -360,13 +294,10 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
             # the same autocast as the log-prob passes: float32 master weights decode in bf16 too
             self.accelerator.autocast(),
         ):
-            inner = unwrapped_model.get_base_model() if is_peft_model(unwrapped_model) else unwrapped_model
-            recorder = _SamplingLogprobs(inner, self.temperature) if record else None
-            try:
-                out = unwrapped_model.generate(**gen_inputs, generation_config=generation_config)
-            finally:
-                if recorder is not None:
-                    recorder.handle.remove()
+            out = sample_completions(unwrapped_model, input_ids, attention_mask, audio=audio,
+                                     generation_config=self.generation_config, groups=groups,
+                                     unique_audio=unique_audio, compile_decoding=self.compile_decoding,
+                                     compile_config=self.compile_config, recorder=recorder)
         if merged != self.generation_merged_lora and self.merge_lora_policy != "never" and is_peft_model(self.model):
             log.info("GRPO generation %s", "runs on merged LoRA weights" if merged else
                      "keeps the LoRA branches (sharded, quantised or DoRA weights, or no GPU memory for the copy)")
@@ -377,7 +308,7 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
         keep = ~after_eos  # up to and including the first end token
         ids_list = [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu())]
         logprobs = None
-        if record:
+        if recorder is not None:
             lp = recorder.finish(out.sequences, completion_ids.size(1))
             logprobs = [row[m].tolist() for row, m in zip(lp.cpu(), keep.cpu())]
         return ids_list, logprobs
@@ -424,10 +355,9 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
         if rows is None:
             raise TgsrError("internal: a training batch arrived without its audio rows")
         self._active_rows = rows
-        try:
-            with self._phase("loss_forward"):
-                return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                            num_items_in_batch=num_items_in_batch)
+        try:  # timed as loss_forward by GRPOPhaseTiming
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
         finally:
             self._active_rows = None
 
@@ -530,7 +460,8 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
         ref_model=tgsr_args.ref_model or tgsr_args.model, peft_config=peft_config, callbacks=callbacks,
         feature_cache=tgsr_args.feature_cache, feature_cache_size=tgsr_args.feature_cache_size,
         logprob_check_steps=tgsr_args.logprob_check_steps, logprob_check_tol=tgsr_args.logprob_check_tol,
-        encoder_cache=tgsr_args.encoder_cache, merge_lora_for_generation=tgsr_args.merge_lora_for_generation)
+        encoder_cache=tgsr_args.encoder_cache, merge_lora_for_generation=tgsr_args.merge_lora_for_generation,
+        share_prefill=tgsr_args.share_prefill, compile_decoding=tgsr_args.compile_decoding)
     if trainer.accelerator.is_main_process:
         dump_config(trainer_args, tgsr_args, out_dir / "tgsr_config.yaml")
     initial_digest = weights_digest(trainer.model)

@@ -1,7 +1,9 @@
-"""Where a GRPO step's time goes: phases timed by ``AudioGRPOTrainer`` itself.
+"""Where a GRPO step's time goes: phases timed by the trainer itself.
 
 ``trainer.profile(PhaseProfiler(device))`` turns it on; the trainer then opens a phase around
-each of its own passes, so no caller wraps or replaces trainer methods. Times are exclusive:
+each of its own passes, so no caller wraps or replaces trainer methods. ``GRPOPhaseTiming`` is
+the mixin that does it for any TRL ``GRPOTrainer``: tgsr's ``AudioGRPOTrainer`` and, in
+``benchmarks/gpu_grpo_step.py``, stock TRL as the speed reference. Times are exclusive:
 a phase nested in another (features fetched during generation, the log-prob passes inside the
 training step's input preparation) is charged to the inner phase only, so the phases of a
 step add up to the step. On a GPU the clock synchronises the device before each reading.
@@ -134,4 +136,75 @@ class PhaseProfiler:
         return _Boundaries()
 
 
-__all__ = ["PHASES", "PhaseProfiler", "StepProfile"]
+class GRPOPhaseTiming:
+    """Mixin for a TRL ``GRPOTrainer`` subclass: its passes timed by phase once ``profile`` is called.
+
+    Put it before ``GRPOTrainer`` in the bases. A subclass that replaces ``_generate_single_turn`` or
+    ``_get_per_token_logps_and_entropies`` without calling ``super()`` opens the phases itself with
+    ``self._phase(...)`` (``AudioGRPOTrainer`` does).
+    """
+
+    profiler: PhaseProfiler | None = None
+    _nograd_passes = 0
+    _in_logprob_check = False
+
+    def profile(self, profiler: PhaseProfiler) -> PhaseProfiler:
+        from .common import audio_encoder_modules
+
+        self.profiler = profiler
+        self.add_callback(profiler.callback())
+        towers = {id(t): t for m in (self.model, self.ref_model) if m is not None
+                  for _, t in audio_encoder_modules(m)}
+        for tower in towers.values():  # module hooks: they see the forwards that run, not memo hits
+            tower.register_forward_pre_hook(lambda *_: profiler.start("encoder"))
+            tower.register_forward_hook(lambda *_: profiler.stop("encoder"))
+        return profiler
+
+    def _phase(self, name: str, *, peak: bool = False):
+        return self.profiler.phase(name, peak=peak) if self.profiler is not None else contextlib.nullcontext()
+
+    def _logprob_phase(self, model) -> str:
+        """Which no-grad pass this is: the guard's, the reference's, or (first in a batch) the old policy's."""
+        if self._in_logprob_check:
+            return "logprob_check"
+        if self.ref_model is not None and model is self.ref_model:
+            return "ref_logprobs"
+        # TRL's order in a generation batch: the old-policy pass when it runs (generation and optimiser
+        # steps misaligned), then the reference (LoRA: the same model, adapter disabled)
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        old_runs = self.args.gradient_accumulation_steps % generate_every != 0
+        self._nograd_passes += 1
+        return "old_logprobs" if old_runs and self._nograd_passes == 1 else "ref_logprobs"
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        self._nograd_passes = 0
+        with self._phase("generation", peak=True):
+            out = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                has_tool_images)
+        if self.profiler is not None:
+            self.profiler.note_generation([len(p) for p in prompt_ids], [len(c) for c in out[0]])
+        return out
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
+        if torch.is_grad_enabled():  # the loss forward: timed as a whole by compute_loss
+            return super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
+                                                              *args, **kwargs)
+        with self._phase(self._logprob_phase(model), peak=True):
+            return super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
+                                                              *args, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        with self._phase("loss_forward"):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    def training_step(self, model, inputs, num_items_in_batch):
+        with self._phase("backward", peak=True):  # exclusive: what nested phases leave is the backward
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        with self._phase("rewards"):
+            return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+
+
+__all__ = ["PHASES", "GRPOPhaseTiming", "PhaseProfiler", "StepProfile"]
