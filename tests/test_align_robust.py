@@ -15,7 +15,7 @@ from tgsr.data.align import AlignmentError, ModelNotFound, get_aligner
 from tgsr.data.align.base import SAMPLE_RATE
 from tgsr.data.align.evaluate import BoundaryReport
 from tgsr.data.pipeline import align_manifest
-from tgsr.records import ManifestItem, write_jsonl
+from tgsr.records import ManifestItem, Word, write_jsonl
 
 # ---------------------------------------------------------------- model files never run code
 
@@ -105,6 +105,37 @@ def test_partly_aligned_words_are_where_they_were_said_or_lost(speech_clips):
     for word, truth in zip(result.words, ref):  # the kept words are the first ones, in place
         assert word.text == truth.text  # (10 ms frames are too coarse for this speed: 0.15 s, not seconds)
         assert abs(word.start - truth.start) < 0.15 and abs(word.end - truth.end) < 0.15
+
+
+def _shifted(words, offset: float):
+    return [Word(text=w.text, start=w.start + offset, end=w.end + offset) for w in words]
+
+
+def test_windows_ending_at_pauses_align_a_clip_that_no_whole_window_aligns(speech_clips):
+    # With 10 ms frames only, a stretch too fast for them (9 words/s) between two normal sentences
+    # derails every decode of the whole clip: neither the transcript nor any prefix of it fits.
+    # Windows that end at the pauses (silero VAD) give each sentence its own decode.
+    pytest.importorskip("pocketsphinx")
+    pytest.importorskip("silero_vad")
+    a, b = speech_clips
+    fast_text = "Would you like to see the dessert menu? I left the lampshade in the closet."
+    fast, fast_ref = _speak(fast_text, "en-gb-x-gbcwmd+f4", rate=2.5, pitch=90)
+    pause = np.zeros(int(0.75 * SAMPLE_RATE), dtype=np.float32)
+    audio = np.concatenate([a.audio, pause, fast, pause, b.audio])
+    text = " ".join([a.text, fast_text, b.text])
+    t_fast = (a.audio.size + pause.size) / SAMPLE_RATE
+    t_b = t_fast + (fast.size + pause.size) / SAMPLE_RATE
+    ref = a.words + _shifted(fast_ref, t_fast) + _shifted(b.words, t_b)
+
+    result = get_aligner("pocketsphinx", frame_rates=(100,)).align_detailed(audio, text)
+    assert "split at a pause" in result.steps
+    assert result.lost == [] and [w.text for w in result.words] == [w.text for w in ref]
+    n_a = len(a.words)
+    assert _mean_error(result.words[:n_a], a.words) < 40  # each piece lands where it was said
+    assert _mean_error(result.words[-len(b.words):], ref[-len(b.words):]) < 40
+    assert _mean_error(result.words, ref) < 60
+    with pytest.raises(AlignmentError, match="0 of 33 words aligned"):  # what the pieces rescue
+        get_aligner("pocketsphinx", frame_rates=(100,), split_at_pauses=False).align_detailed(audio, text)
 
 
 def test_words_ending_at_the_clip_end_keep_their_times(ps, speech_clips):
