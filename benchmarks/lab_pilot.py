@@ -22,9 +22,11 @@ Settings are the ones TINY-LEARNING found to work for tiny models on one CPU thr
 resumes from its last checkpoint and an evaluation from its last item. Usage:
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/lab_pilot.py --root runs/lab-pilot \\
-        [--sta-steps 400] [--read-at-steps 250] [--sft-steps 400] [--skip read_at]
+        [--sta-steps 400] [--read-at-steps 250] [--sft-steps 400] [--part sta --part read_at --part sft]
 
-Prints the figures and writes them to ROOT/pilot.json.
+``--part`` runs only the named parts (default: all three, in order); two processes may run
+different parts at once once (a) is trained, e.g. ``--part sft`` beside ``--part sta --part
+read_at``. Prints the figures and merges them into ROOT/pilot.json.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from tgsr.records import Prediction, QAExample, read_jsonl, write_jsonl  # noqa:
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "tiny-cpu"
 TRAINER = ["disable_tqdm=true", "logging_steps=25", "warmup_steps=50", "save_steps=100", "seed=0"]
 EVAL = ["--batch-size", "16", "--quiet"]
+PARTS = ("sta", "read_at", "sft")
 
 
 def run(*argv) -> None:
@@ -98,15 +101,16 @@ def main() -> None:
     ap.add_argument("--sta-steps", type=int, default=400)
     ap.add_argument("--read-at-steps", type=int, default=250)
     ap.add_argument("--sft-steps", type=int, default=400)
-    ap.add_argument("--skip", action="append", default=[], choices=["read_at", "citation"],
-                    help="leave out (b) the read_at-only run, or the citation-following gate")
+    ap.add_argument("--part", action="append", choices=PARTS,
+                    help="run only this part (repeatable; default all): sta (a), read_at (b), sft (c, with the gate)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = args.root
     lab, init = root / "lab", root / "init"
-    val = lab / "validation"
-    figures: dict = {"settings": vars(args) | {"root": str(root)}}
+    parts = args.part or list(PARTS)
+    figures: dict = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                                  if k != "part"}}
 
     if not (lab / "manifest.json").is_file():
         run("data", "lab", "--out", lab, "--train", args.train_scenes, "--validation", args.validation_scenes,
@@ -114,8 +118,25 @@ def main() -> None:
     if not (init / "config.json").is_file():
         run("model", "tiny", "--family", "qwen2.5-omni", "--size", "s", "--out", init, "--hop-length", 320)
 
-    # (a) Stage 1 on the lab's events and turns: pi_0
     sta = root / "sta"
+    if "sta" in parts:
+        part_sta(args, root, init, lab, sta, figures)
+    if "read_at" in parts:
+        part_read_at(args, root, init, lab, figures)
+    if "sft" in parts:
+        if not (sta / "tgsr_summary.json").is_file():
+            sys.exit(f"{sta}: pi_0 is not trained yet; run --part sta first")
+        part_sft(args, root, lab, sta, figures)
+    # merged at the end, so that processes running different parts keep each other's figures
+    figures_file = root / "pilot.json"
+    merged = json.loads(figures_file.read_text()) if figures_file.is_file() else {}
+    figures_file.write_text(json.dumps(merged | figures, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in figures.items() if k != "settings"}, indent=1))
+
+
+def part_sta(args, root: Path, init: Path, lab: Path, sta: Path, figures: dict) -> None:
+    """(a) Stage 1 on the lab's events and turns: pi_0; its localisation, own vs swapped audio."""
+    val = lab / "validation"
     train("sta", sta, [f"tgsr.model={init}", f"tgsr.train_file={lab / 'train' / 'sta.jsonl'}",
                        f"tgsr.eval_file={val / 'sta.jsonl'}", "tgsr.max_eval_samples=64",
                        f"max_steps={args.sta_steps}"])
@@ -126,24 +147,29 @@ def main() -> None:
         figures["sta"][cond] = {"items": m["items"], "mean_iou": m["mean_iou"], "iou_at_0.7": m["iou_at_0.7"],
                                 "no_span": m["no_span"], "by_phrase": sta_by_phrase(out)}
 
-    # (b) reading at a given span, alone, from the init
-    if "read_at" not in args.skip:
-        rows = [x for x in read_jsonl(lab / "train" / "qa.jsonl", QAExample).records if x.task == "read_at"]
-        only = root / "train_read_at.jsonl"
-        write_jsonl(only, rows)
-        read_at = root / "read_at"
-        train("sft", read_at, [f"tgsr.model={init}", f"tgsr.train_file={only}", "tgsr.target=rationale",
-                               "tgsr.prompt_style=grounded", f"max_steps={args.read_at_steps}"])
-        figures["read_at_alone"] = {}
-        for cond in ("own", "swapped"):
-            m = evaluate(read_at, root / "eval" / f"read_at-alone-{cond}", "synthetic", val / "read_at.jsonl", cond,
-                         "--prompt", "grounded", "--max-new-tokens", 48)
-            figures["read_at_alone"][cond] = m["accuracy"]
-        figures["read_at_alone"]["contrast"] = contrast(root / "eval" / "read_at-alone-own",
-                                                        root / "eval" / "read_at-alone-swapped",
-                                                        root / "eval" / "read_at-alone-contrast.json")
 
-    # (c) grounded SFT from pi_0 on all six families
+def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
+    """(b) Reading at a given span, alone, from the init: the pitch of the beep from X to Y."""
+    val = lab / "validation"
+    rows = [x for x in read_jsonl(lab / "train" / "qa.jsonl", QAExample).records if x.task == "read_at"]
+    only = root / "train_read_at.jsonl"
+    write_jsonl(only, rows)
+    read_at = root / "read_at"
+    train("sft", read_at, [f"tgsr.model={init}", f"tgsr.train_file={only}", "tgsr.target=rationale",
+                           "tgsr.prompt_style=grounded", f"max_steps={args.read_at_steps}"])
+    figures["read_at_alone"] = {}
+    for cond in ("own", "swapped"):
+        m = evaluate(read_at, root / "eval" / f"read_at-alone-{cond}", "synthetic", val / "read_at.jsonl", cond,
+                     "--prompt", "grounded", "--max-new-tokens", 48)
+        figures["read_at_alone"][cond] = m["accuracy"]
+    figures["read_at_alone"]["contrast"] = contrast(root / "eval" / "read_at-alone-own",
+                                                    root / "eval" / "read_at-alone-swapped",
+                                                    root / "eval" / "read_at-alone-contrast.json")
+
+
+def part_sft(args, root: Path, lab: Path, sta: Path, figures: dict) -> None:
+    """(c) Grounded SFT from pi_0 on all six families: accuracy own vs swapped, the gate."""
+    val = lab / "validation"
     sft = root / "sft"
     train("sft", sft, [f"tgsr.model={sta}", f"tgsr.train_file={lab / 'train' / 'qa.jsonl'}", "tgsr.target=rationale",
                        "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}"])
@@ -156,18 +182,14 @@ def main() -> None:
                            "by_task": {t: v["accuracy"] for t, v in m["by"]["task"].items()}}
         block["contrast"] = contrast(root / "eval" / f"sft-{name}-own", root / "eval" / f"sft-{name}-swapped",
                                      root / "eval" / f"sft-{name}-contrast.json")
-    if "citation" not in args.skip:
-        cf = root / "citation"
-        run("analyze", "citation-following", "--model", sft, "--data", val / "qa.jsonl", "--out", cf,
-            "--batch-size", 16, "--max-new-tokens", 96, "--quiet")
-        summary = json.loads((cf / "citation_following.json").read_text())
-        figures["citation_following"] = {k: summary[k] for k in (
-            "n_items", "n_probed", "n_skipped", "n_failed", "follow_rate", "follow_chance", "follow_pvalue",
-            "stays_gold_rate", "accuracy_own", "accuracy_gold_citation", "gold_gain", "gold_vs_own", "per_task")}
-        figures["citation_gate"] = json.loads((cf / "citation_gate.json").read_text())
-
-    (root / "pilot.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in figures.items() if k != "settings"}, indent=1))
+    cf = root / "citation"
+    run("analyze", "citation-following", "--model", sft, "--data", val / "qa.jsonl", "--out", cf,
+        "--batch-size", 16, "--max-new-tokens", 96, "--quiet")
+    summary = json.loads((cf / "citation_following.json").read_text())
+    figures["citation_following"] = {k: summary[k] for k in (
+        "n_items", "n_probed", "n_skipped", "n_failed", "follow_rate", "follow_chance", "follow_pvalue",
+        "stays_gold_rate", "accuracy_own", "accuracy_gold_citation", "gold_gain", "gold_vs_own", "per_task")}
+    figures["citation_gate"] = json.loads((cf / "citation_gate.json").read_text())
 
 
 if __name__ == "__main__":
