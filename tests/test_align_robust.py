@@ -157,6 +157,19 @@ def test_a_transcript_longer_than_the_audio_keeps_the_spoken_words_and_names_the
         ps.align(audio, clip.text)
 
 
+def test_transcript_words_not_in_the_audio_at_its_edges_are_lost_not_squeezed(ps, speech_clips):
+    # The forced path puts such a word into the silence padded around the clip; with the padding
+    # cut off it came back as a 0 ms span at 0.00 s, as if it had been said.
+    clip = speech_clips[0]
+    result = ps.align_detailed(clip.audio, "Yes " + clip.text)
+    assert result.lost == ["Yes"]
+    assert [w.text for w in result.words] == [w.text for w in clip.words]
+    assert _mean_error(result.words, clip.words) < 40
+    assert all(w.end > w.start for w in result.words)
+    with pytest.raises(AlignmentError, match="10 of 11 words aligned"):
+        ps.align(clip.audio, "Yes " + clip.text)
+
+
 def test_a_clip_with_nothing_alignable_is_still_an_error(ps):
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
     with pytest.raises(AlignmentError, match="0 of 4 words aligned"):

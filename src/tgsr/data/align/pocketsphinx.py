@@ -196,12 +196,13 @@ class PocketsphinxAligner(Aligner):
         dec.activate_search("prefix")
 
     def _fit(self, audio: np.ndarray, start: float, end: float, tokens: list[str], budget: list[int],
-             prefix: bool = False, dithers: list[float] | None = None) -> tuple[list[tuple[float, float]], str]:
+             prefix: bool = False, dithers: list[float] | None = None) -> tuple[list[tuple[float, float] | None], str]:
         """Align ``tokens`` (or, ``prefix``, as many leading tokens as fit) to ``audio[start:end]``.
 
         Each attempt (frame rate x dither) runs until one places every token; otherwise the
         attempt that placed the longest prefix wins. Returns (clip-time spans of the placed
-        prefix, the attempt that placed it). The silence padding is taken off again.
+        prefix, the attempt that placed it). The silence padding is taken off again; a word
+        placed mostly in the padding at the clip's start or end is None (see :meth:`_outside`).
         """
         piece = audio[int(round(start * SAMPLE_RATE)):int(round(end * SAMPLE_RATE))]
         padded = np.concatenate([np.zeros(int(PAD_BEFORE * SAMPLE_RATE), np.float32), piece,
@@ -222,14 +223,30 @@ class PocketsphinxAligner(Aligner):
                 for token, (word, a, b) in zip(tokens, segs):
                     if word != token:
                         break
-                    a = min(max(start, a - PAD_BEFORE + start), end)
-                    spans.append((a, min(max(a, b - PAD_BEFORE + start), end)))
+                    a, b = a - PAD_BEFORE + start, b - PAD_BEFORE + start
+                    if self._outside(a, b, start <= 0, end >= audio.size / SAMPLE_RATE, start, end):
+                        spans.append(None)
+                        continue
+                    a = min(max(start, a), end)
+                    spans.append((a, min(max(a, b), end)))
                 attempt = f"{1000 // frate} ms frames, noise floor -{floor_db:g} dB"
                 if len(spans) == len(tokens) == len(segs):
                     return spans, attempt
                 if len(spans) > len(best):
                     best, how = spans, attempt
         return best, how
+
+    @staticmethod
+    def _outside(a: float, b: float, at_clip_start: bool, at_clip_end: bool, start: float, end: float) -> bool:
+        """Whether a word decoded at (a, b) lies mostly in the silence added before the clip's
+        start or after its end: the transcript has it, the recording does not.
+
+        The forced path must place every transcript word somewhere; a word that was not said
+        at the edge of a clip goes into the padding, and cutting the padding off would leave it
+        a span of a few ms or none. It is reported lost instead.
+        """
+        inside = min(b, end) - max(a, start)
+        return (at_clip_start and a < start or at_clip_end and b > end) and inside < (b - a) / 2
 
     @staticmethod
     def _speech_regions(audio: np.ndarray) -> list[tuple[float, float]] | None:
@@ -249,6 +266,9 @@ class PocketsphinxAligner(Aligner):
         A prefix grammar can absorb speech as noise and place a few words far from where they
         were said; such a result is refused rather than written with wrong times.
         """
+        spans = [s for s in spans if s is not None]
+        if not spans:
+            return False
         gaps = [(pos, spans[0][0])] + [(a[1], b[0]) for a, b in zip(spans, spans[1:])]
         for lo, hi in gaps:
             if regions is None:
@@ -276,14 +296,19 @@ class PocketsphinxAligner(Aligner):
         budget = [MAX_DECODES]
         placed: list[tuple[int, float, float]] = []
         steps: list[str] = []
-        skipped: list[int] = []
+        skipped: list[int] = []  # tokens passed over, and tokens placed outside the recording
         vad: list = []  # [speech regions or None], computed once when first needed
         i, pos = 0, 0.0
 
         def take(spans, how: str) -> None:
             nonlocal i, pos
-            placed.extend((i + k, a, b) for k, (a, b) in enumerate(spans))
-            i, pos = i + len(spans), spans[-1][1]
+            for k, span in enumerate(spans):
+                if span is None:
+                    skipped.append(i + k)
+                else:
+                    placed.append((i + k, *span))
+                    pos = span[1]
+            i += len(spans)
             if how != first_attempt:
                 steps.append(how)
 
@@ -295,7 +320,7 @@ class PocketsphinxAligner(Aligner):
         def usable(spans, whole: bool = False) -> bool:
             """A partial result worth keeping: all its words (``whole``) or all but the last."""
             kept = spans if whole else spans[:-1]
-            return bool(kept) and self._explains_the_speech(kept, pos, speech())
+            return self._explains_the_speech(kept, pos, speech())
 
         while i < len(tokens) and budget[0] > 0:
             rest = tokens[i:]
