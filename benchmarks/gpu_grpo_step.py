@@ -57,6 +57,15 @@ FLOPs / the matmul rate (linear layers 2 FLOPs per weight per token, causal atte
 audio encoder, backward 2x forward for trained weights and 1x for frozen ones that the
 gradient must pass through, plus the recomputation of gradient checkpointing).
 
+Variants (``--variants``, each a GRPO step of its own at the same shape, in one call): tgsr's
+defaults (``base``: one prefill per prompt), ``per-row-prefill``, ``merge`` (LoRA merged for
+decoding), ``compiled`` (``tgsr.compile_decoding``: static cache, decode step under CUDA graphs),
+``merge+compiled``, and ``stock-trl``: TRL's own ``GRPOTrainer`` on the same model, recipe and
+rewards, timed by the same phase mixin, with text prompts of the same token count (the audio
+placeholders replaced by digits; stock TRL drops the audio, so this is a speed reference only).
+With more than one variant the output ends with the speed-ups, tgsr's fastest variant against
+stock TRL phase by phase, and the goals of issue 17 as ratios of this run.
+
 ``--smoke`` runs the same code path with a tiny config on the CPU in well under a minute
 (tests/test_gpu_script.py runs it). A short table is printed last; the full record goes to
 ``$OUT/gpu_grpo_step.json`` when ``$OUT`` is set (or ``--json PATH``).
@@ -117,16 +126,21 @@ SMOKE_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, nu
 SMOKE_AUDIO = dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128)
 SMOKE_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=[0])
 
-# Generation variants compared in one run (--variants); each is a full GRPO step of its own.
+# Variants compared in one run (--variants); each is a full GRPO step of its own at the same shape.
 VARIANTS = {
-    "base": {"merge_lora": False, "generation_kwargs": {},
-             "what": "tgsr defaults: dynamic KV cache, LoRA branches in every decode step"},
-    "merge": {"merge_lora": True, "generation_kwargs": {},
+    "base": {"merge_lora": False, "share_prefill": True, "compile_decoding": False,
+             "what": "tgsr defaults: one prefill per prompt, dynamic KV cache, LoRA branches in every decode step"},
+    "per-row-prefill": {"merge_lora": False, "share_prefill": False, "compile_decoding": False,
+                        "what": "tgsr.share_prefill=false: each of the G rows prefilled on its own"},
+    "merge": {"merge_lora": True, "share_prefill": True, "compile_decoding": False,
               "what": "tgsr.merge_lora_for_generation: decode on the adapter merged into a weight copy"},
-    "static": {"merge_lora": False, "generation_kwargs": {"cache_implementation": "static"},
-               "what": "static KV cache (transformers compiles the decode step on CUDA)"},
-    "merge+static": {"merge_lora": True, "generation_kwargs": {"cache_implementation": "static"},
-                     "what": "merged LoRA and a static, compiled decode step"},
+    "compiled": {"merge_lora": False, "share_prefill": True, "compile_decoding": True,
+                 "what": "tgsr.compile_decoding: static KV cache, decode step under torch.compile (CUDA graphs)"},
+    "merge+compiled": {"merge_lora": True, "share_prefill": True, "compile_decoding": True,
+                       "what": "merged LoRA and the compiled decode step"},
+    "stock-trl": {"merge_lora": False, "share_prefill": False, "compile_decoding": False, "stock": True,
+                  "what": "stock TRL GRPOTrainer (its own generation and log-prob passes; text prompts of the "
+                          "same token count, no audio: a speed reference only)"},
 }
 
 QUESTION = "Which speaker talks for the longest time in total, and what do they ask for?"
@@ -313,6 +327,52 @@ def grpo_rows(paths: list[str]) -> list[dict]:
             for i, p in enumerate(paths)]
 
 
+def text_prompt_like(lm, row: dict, filler: str = "0") -> str:
+    """A text prompt with the token count of ``row``'s audio prompt: its chat text with each audio
+    placeholder replaced by a digit (stock TRL tokenizes text prompts and never sees audio; the Qwen
+    pre-tokenizer makes every digit one token, so the count fits exactly)."""
+    from tgsr.audio import load_audio
+    from tgsr.train.datasets import clean_conversation
+
+    enc = lm.build_inputs([lm.featurize_one(load_audio(row["audio"]))], [clean_conversation(row["prompt"])],
+                          add_generation_prompt=True)
+    ids = enc["input_ids"][0].tolist()
+    placeholders = set(int(t) for t in lm.suppress_token_ids)
+    n_audio = sum(t in placeholders for t in ids)
+    head_tail = lm.tokenizer.decode([t for t in ids if t not in placeholders])
+    cut = head_tail.find("<|audio_bos|>") + len("<|audio_bos|>") if "<|audio_bos|>" in head_tail else 0
+    n = n_audio
+    for _ in range(4):  # check the count (another tokenizer might merge the filler)
+        text = head_tail[:cut] + filler * n + head_tail[cut:]
+        got = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if got == len(ids):
+            break
+        n += len(ids) - got
+    else:
+        raise RuntimeError(f"a text prompt of {len(ids)} tokens could not be made with filler {filler!r}")
+    return text
+
+
+def stock_trainer(lm, funcs, trainer_args, rows: list[dict], reference, peft_config):
+    """Stock TRL ``GRPOTrainer`` on the same model, settings and rewards, only timed by phase
+    (``tgsr.train.profiling.GRPOPhaseTiming``): the speed reference of the comparison."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from tgsr.train.grpo import _reference_through_tgsr
+    from tgsr.train.profiling import GRPOPhaseTiming
+
+    class TimedStockGRPOTrainer(GRPOPhaseTiming, GRPOTrainer):
+        pass
+
+    prompt = text_prompt_like(lm, rows[0])
+    text_rows = [{**{k: v for k, v in r.items() if k not in ("prompt", "audio")}, "prompt": prompt} for r in rows]
+    with _reference_through_tgsr(reference, lm.family, trainer_args):
+        return TimedStockGRPOTrainer(model=lm.model, reward_funcs=funcs, args=trainer_args,
+                                     train_dataset=Dataset.from_list(text_rows), processing_class=lm.tokenizer,
+                                     peft_config=peft_config)
+
+
 # ---------------------------------------------------------------------------- one attempt
 
 def with_totals(seconds: dict) -> dict:
@@ -372,6 +432,8 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         # the audio guard keeps every sampling logit of one generation batch: warm-up step only
         "tgsr.logprob_check_steps": 1 if (logprob_check and not args.no_logprob_check and args.warmup >= 1) else 0,
         "tgsr.merge_lora_for_generation": VARIANTS[variant]["merge_lora"],  # forced on or off, not auto
+        "tgsr.share_prefill": VARIANTS[variant]["share_prefill"],
+        "tgsr.compile_decoding": VARIANTS[variant]["compile_decoding"],
         "output_dir": str(work / "run"), "per_device_train_batch_size": micro, "gradient_accumulation_steps": ga,
         "num_generations": args.generations, "num_iterations": args.num_iterations,
         "max_completion_length": args.new_tokens, "max_steps": total_steps * args.num_iterations,
@@ -379,7 +441,7 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         "bf16": dtype == torch.bfloat16, "fp16": False, "activation_checkpointing": not args.no_grad_ckpt,
         "dataloader_num_workers": 0, "log_completions": False,
         # EOS ignored: end tokens join the suppressed placeholders, so every row decodes the full length
-        "generation_kwargs": {**VARIANTS[variant]["generation_kwargs"], **args.generation_kwargs,
+        "generation_kwargs": {**args.generation_kwargs,
                               "suppress_tokens": eos},
     }
     if device.type == "cpu":
@@ -403,11 +465,15 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
     # The reference policy of a full fine-tune: random weights have no checkpoint folder, so the
     # trainer gets an identical copy of the policy (same compute as a reference read from disk).
     reference = copy.deepcopy(policy) if peft_config is None and trainer_args.beta != 0.0 else None
-    trainer = AudioGRPOTrainer(lm, funcs, trainer_args, Dataset.from_list(grpo_rows(paths)),
-                               ref_model=reference, peft_config=peft_config,
-                               feature_cache=True, logprob_check_steps=tg.logprob_check_steps,
-                               merge_lora_for_generation=tg.merge_lora_for_generation,
-                               logprob_check_tol=float("inf"))
+    if VARIANTS[variant].get("stock"):
+        trainer = stock_trainer(lm, funcs, trainer_args, grpo_rows(paths), reference, peft_config)
+    else:
+        trainer = AudioGRPOTrainer(lm, funcs, trainer_args, Dataset.from_list(grpo_rows(paths)),
+                                   ref_model=reference, peft_config=peft_config,
+                                   feature_cache=True, logprob_check_steps=tg.logprob_check_steps,
+                                   merge_lora_for_generation=tg.merge_lora_for_generation,
+                                   share_prefill=tg.share_prefill, compile_decoding=tg.compile_decoding,
+                                   logprob_check_tol=float("inf"))
     generate_every = trainer.args.steps_per_generation * trainer.num_iterations
     old_expected = trainer.args.gradient_accumulation_steps % generate_every != 0
     ckpt = bool(getattr(trainer.args, "activation_checkpointing", None) or trainer.args.gradient_checkpointing)
@@ -454,11 +520,11 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
     fl = step_floors(shape, gens, ceilings, elt_bytes=torch.finfo(dtype).bits // 8, lora=lora,
                 grad_ckpt=ckpt, audio_frames_per_row=audio_frames,
                 trainable_audio=trainable_audio, lora_params=lora_params, opt_bytes=opt_bytes)
-    checks = list(trainer.logprob_checks)
+    checks = list(getattr(trainer, "logprob_checks", []))  # stock TRL has no audio guard
     result = {
         "variant": variant, "variant_what": VARIANTS[variant]["what"],
         "generation_kwargs": {k: v for k, v in trainer_args.generation_kwargs.items() if k != "suppress_tokens"},
-        "generation_merged_lora": trainer.generation_merged_lora,
+        "generation_merged_lora": getattr(trainer, "generation_merged_lora", None),
         "mode": plan["mode"], "reason": plan["reason"], "micro_batch": micro, "grad_accum": ga,
         "num_iterations": trainer.num_iterations, "old_pass_runs": old_expected,
         "reference": "copy of the policy" if trainer.ref_model is not None else "LoRA adapter disabled",
@@ -473,7 +539,7 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         "median_s": med, "min_max_s": spread, "per_cycle": [c["phases"] for c in cycles],
         "peaks_gib": timed[-1]["peaks_gib"], "timed_steps": len(timed), "stopped_early": control.stopped_early,
         "floors": fl, "logprob_checks": checks, "train_s": train_s,
-        "feature_cache": trainer.feature_cache.stats(),
+        "feature_cache": trainer.feature_cache.stats() if hasattr(trainer, "feature_cache") else None,
         "tokens_per_s_generation": fl["completion_tokens_total"] / med["generation"] if med["generation"] else None,
     }
     return result
@@ -600,28 +666,65 @@ def table(res: dict, ceilings: dict, env: dict, args) -> str:
     return "\n".join(lines)
 
 
+COMPARED_PHASES = ("generation", "old_logprobs", "ref_logprobs", "rewards", "loss_forward", "backward", "optimizer",
+                   "other", "step")
+
+
 def comparison(variants: dict) -> str:
-    """One line per variant: the phases a generation variant can move, and the speed-up over the first."""
+    """One line per variant with its speed-up over the first; then tgsr's fastest variant against stock
+    TRL, phase by phase, and the issue's goals as ratios of this run."""
     names = list(variants)
     ok = {n: v for n, v in variants.items() if "median_s" in v}
     ran = next(iter(ok.values()), {})
-    lines = [f"generation variants ({ran.get('mode')}, micro-batch {ran.get('micro_batch')}; speed-up against "
+    lines = [f"variants ({ran.get('mode')}, micro-batch {ran.get('micro_batch')}; speed-up against "
              f"{names[0] if names else '-'}, same card, same run):",
-             f"{'variant':<14}{'generation s':>13}{'x floor':>9}{'ref s':>8}{'loss f+b s':>11}{'step s':>9}"
+             f"{'variant':<16}{'generation s':>13}{'x floor':>9}{'ref s':>8}{'loss f+b s':>11}{'step s':>9}"
              f"{'gen speed-up':>14}{'step speed-up':>15}"]
     first = ok.get(names[0]) if names else None
     for n in names:
         v = variants[n]
         if "median_s" not in v:
-            lines.append(f"{n:<14}{v.get('skipped') or v.get('error') or 'not run'}")
+            lines.append(f"{n:<16}{v.get('skipped') or v.get('error') or 'not run'}")
             continue
         med, fl = v["median_s"], v["floors"]
         gen_x = med["generation"] / fl["generation_floor_s"] if fl["generation_floor_s"] else float("nan")
         su = (f"{first['median_s']['generation'] / med['generation']:.2f}x" if first else "-")
         ssu = (f"{first['median_s']['step'] / med['step']:.2f}x" if first else "-")
-        lines.append(f"{n:<14}{med['generation']:>13.3f}{gen_x:>9.1f}{med['ref_logprobs']:>8.3f}"
+        lines.append(f"{n:<16}{med['generation']:>13.3f}{gen_x:>9.1f}{med['ref_logprobs']:>8.3f}"
                      f"{med['loss_fwd_bwd']:>11.3f}{med['step']:>9.3f}{su:>14}{ssu:>15}")
+    tgsr_runs = {n: v for n, v in ok.items() if not VARIANTS.get(n, {}).get("stock")}
+    stock = next((v for n, v in ok.items() if VARIANTS.get(n, {}).get("stock")), None)
+    if tgsr_runs:
+        best_name = min(tgsr_runs, key=lambda n: tgsr_runs[n]["median_s"]["step"])
+        best = tgsr_runs[best_name]
+        lines += ["", f"goals, tgsr {best_name}:"] + goal_lines(best, stock)
+        if stock is not None:
+            lines += ["", f"tgsr {best_name} / stock TRL, by phase (seconds; ratio < 1: tgsr faster):",
+                      f"{'phase':<14}{'tgsr s':>10}{'stock s':>10}{'tgsr/stock':>12}"]
+            for ph in COMPARED_PHASES:
+                t, r = best["median_s"].get(ph, 0.0), stock["median_s"].get(ph, 0.0)
+                ratio = f"{t / r:.2f}" if r > 0 else "-"
+                lines.append(f"{ph:<14}{t:>10.3f}{r:>10.3f}{ratio:>12}")
     return "\n".join(lines)
+
+
+def goal_lines(run: dict, stock: dict | None) -> list[str]:
+    """Generation vs its floor with KV reads and prefill (goal <= 2x), the step vs the sum of its phase
+    floors (goal <= 1.5x), the step vs stock TRL's (goal <= 0.6x)."""
+    med, fl = run["median_s"], run["floors"]
+    gen_floor = fl["generation_floor_with_kv_prefill_s"]
+    nograd_passes = int(med.get("ref_logprobs", 0) > 0) + int(med.get("old_logprobs", 0) > 0)
+    floors = (gen_floor + fl["loss_fwd_bwd_floor_s"] + fl.get("optimizer_floor_s", 0.0)
+              + fl["logprob_pass_floor_s"] * nograd_passes)
+    out = [f"  generation / floor with KV + prefill: {med['generation'] / gen_floor:.2f}x (goal <= 2)"
+           if gen_floor else "  generation floor: not measured",
+           f"  step / sum of phase floors: {med['step'] / floors:.2f}x (goal <= 1.5)" if floors else
+           "  phase floors: not measured"]
+    if stock is not None:
+        out.append(f"  step / stock TRL step: {med['step'] / stock['median_s']['step']:.2f}x (goal <= 0.6)")
+    else:
+        out.append("  step / stock TRL step: not run (add stock-trl to --variants)")
+    return out
 
 
 def environment(device) -> dict:
@@ -753,7 +856,8 @@ def main(argv=None) -> int:
             if name in variants:
                 continue
             left = args.deadline - time.perf_counter() if args.deadline else None
-            need = 1.15 * last_wall + (90 if "static" in name else 0)  # compilation of the decode step
+            compiles = VARIANTS.get(name, {}).get("compile_decoding")
+            need = 1.15 * last_wall + (90 if compiles else 0)  # compilation of the decode step
             if left is not None and left < need:
                 variants[name] = {"skipped": f"skipped: {left:.0f} s left before --time-budget, ~{need:.0f} s needed"}
                 log(f"variant {name}: {variants[name]['skipped']}")

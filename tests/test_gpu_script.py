@@ -63,11 +63,11 @@ def test_paper_config_matches_transformers_defaults_for_the_7b_shapes(bench):
         assert data["audio_config"][key] == getattr(ref.audio_config, key), key
 
 
-def _phases_ok(res, rows, new_tokens):
+def _phases_ok(res, rows, new_tokens, audio=True):
     from tgsr.train.profiling import PHASES
 
     med = res["median_s"]
-    for key in ("features", "generation", "ref_logprobs", "loss_forward", "backward", "optimizer", "step"):
+    for key in ("features",) * audio + ("generation", "ref_logprobs", "loss_forward", "backward", "optimizer", "step"):
         assert med[key] > 0, key  # each pass ran and was timed by the trainer
     for cycle in res["per_cycle"]:  # exclusive phases: with "other" they are exactly the step
         assert sum(cycle[k] for k in PHASES) + cycle["other"] == pytest.approx(cycle["step"])
@@ -101,10 +101,14 @@ def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
 
     lora_json = tmp_path / "lora.json"
     assert bench.main(["--smoke", "--steps", "1", "--mode", "lora", "--inject-oom", "1",
-                       "--no-logprob-check", "--variants", "base,merge", "--json", str(lora_json)]) == 0
+                       "--no-logprob-check", "--variants", "base,merge,stock-trl", "--json", str(lora_json)]) == 0
     rec = json.loads(lora_json.read_text())
     # the second variant reuses the settled mode and samples from the merged adapter
-    assert list(rec["variants"]) == ["base", "merge"]
+    assert list(rec["variants"]) == ["base", "merge", "stock-trl"]
+    # stock TRL ran at the same shape: same prompt token count (text in place of the audio), same rows
+    stock = rec["variants"]["stock-trl"]
+    _phases_ok(stock, rows=4, new_tokens=8, audio=False)  # text prompts: no log-mel
+    assert stock["floors"]["prompt_tokens_mean"] == rec["variants"]["base"]["floors"]["prompt_tokens_mean"]
     assert rec["variants"]["base"]["generation_merged_lora"] is False
     merge = rec["variants"]["merge"]
     assert merge["generation_merged_lora"] is True and merge["micro_batch"] == 1
@@ -112,7 +116,8 @@ def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
     capsys.readouterr()
     assert bench.main(["--report", str(lora_json)]) == 0
     report = capsys.readouterr().out
-    assert "variant: merge" in report and "gen speed-up" in report.splitlines()[-3]
+    assert "variant: merge" in report and "gen speed-up" in report
+    assert "/ stock TRL, by phase" in report and "step / stock TRL step:" in report
     assert [a["outcome"] for a in rec["attempts"]] == ["out of memory", "ok"]
     res = rec["result"]
     assert res["mode"] == "lora" and res["micro_batch"] == 1 and res["grad_accum"] == 4
