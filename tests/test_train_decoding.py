@@ -135,10 +135,12 @@ def test_logit_changing_options_are_refused_while_the_guard_records(tiny_omni_di
         sample(lm.model, ids, mask, audio=audio, generation_config=_greedy(lm, 2, repetition_penalty=1.3))
 
 
-@pytest.mark.parametrize("family", ["qwen2.5-omni", "audio-flamingo-3"])
-def test_trainer_samples_with_shared_prefill_and_compiled_decoding_at_parity(family, tiny_model_dir, toy_corpus,
-                                                                             tmp_path):
-    """Inside a generation batch of the trainer: sampling log-probs equal the training pass's (fp32)."""
+def test_trainer_samples_with_shared_prefill_and_compiled_decoding_at_parity(tiny_model_dir, toy_corpus, tmp_path):
+    """Inside a generation batch of the trainer: sampling log-probs equal the training pass's (fp32).
+    The Omni thinker: its per-row rotary offsets are the state a shared prefill must copy too (the
+    other families' rows are checked by the same parity inside tests/test_train_grpo.py, where
+    sharing is the default)."""
+    family = "qwen2.5-omni"
     from test_train_grpo import _trainer
 
     backend = CountingBackend()
