@@ -73,7 +73,8 @@ def train(stage: str, out: Path, overrides: list[str]) -> None:
 def evaluate(model: Path, out: Path, benchmark: str, meta: Path, condition: str, *extra) -> dict:
     run("eval", "run", "--model", model, "--benchmark", benchmark, "--meta", meta, "--out", out,
         "--audio-condition", condition, *EVAL, *extra)
-    return json.loads((out / "metrics.json").read_text())["tgsr"]
+    m = json.loads((out / "metrics.json").read_text())
+    return m["sta"] if benchmark == "sta" else m["tgsr"]
 
 
 def contrast(a: Path, b: Path, out: Path) -> dict:
@@ -143,7 +144,7 @@ def part_sta(args, root: Path, init: Path, lab: Path, sta: Path, figures: dict) 
     figures["sta"] = {}
     for cond in ("own", "swapped"):
         out = root / "eval" / f"sta-{cond}"
-        m = evaluate(sta, out, "sta", val / "sta.jsonl", cond, "--max-new-tokens", 48)["sta"]
+        m = evaluate(sta, out, "sta", val / "sta.jsonl", cond, "--max-new-tokens", 48)
         figures["sta"][cond] = {"items": m["items"], "mean_iou": m["mean_iou"], "iou_at_0.7": m["iou_at_0.7"],
                                 "no_span": m["no_span"], "by_phrase": sta_by_phrase(out)}
 
