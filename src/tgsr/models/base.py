@@ -374,7 +374,7 @@ class AudioLM:
         # The recorder runs first, on the raw logits; the checkpoint's own sampling defaults
         # (real Qwen configs ship top_k/top_p/repetition_penalty) are neutralised so the
         # processors are ours, in our order.
-        recorder = _LogprobRecorder(t)
+        recorder = SamplingLogprobs(t)
         procs = self.generation_processors(do_sample=do_sample, temperature=temperature, top_p=top_p, top_k=top_k)
         procs.insert(0, recorder)
         # Neutral values, not None: generate() fills None fields from the checkpoint's
@@ -392,7 +392,7 @@ class AudioLM:
         ids = out.sequences[:, prompt_len:]
         mask = _completion_mask(ids, self.eos_token_ids)
         ids = ids.masked_fill(mask == 0, self.pad_token_id)
-        logprobs = recorder.finish(out.sequences[:, -1:]) * mask
+        logprobs = recorder.finish(out.sequences, ids.size(1)) * mask
         texts = self.tokenizer.batch_decode([row[m.bool()] for row, m in zip(ids, mask)], skip_special_tokens=True)
         return Generation(completion_ids=ids, completion_mask=mask, texts=texts, logprobs=logprobs)
 
@@ -502,29 +502,35 @@ def _completion_mask(ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
     return (~after).long()
 
 
-class _LogprobRecorder:
+class SamplingLogprobs:
     """A logits processor that records log-softmax(raw logits / t) of each generated token.
 
-    At step k it sees the raw logits of step k and, in ``input_ids``, the token chosen at
-    step k-1, so it keeps one [B, V] row of log-probs at a time instead of every step's
-    logits (which for a 150k vocabulary would dwarf the model's activations).
+    At step k it sees the raw logits of step k and, in ``input_ids``, the sequence up to the token
+    chosen at step k-1, so it keeps one [rows, vocabulary] row of log-probs at a time instead of
+    every step's logits (~10 GB at the paper's 7B shape). It must run before any processor that
+    changes the logits (``generate`` and ``tgsr.train.decoding.sample`` put it first).
     """
 
     def __init__(self, temperature: float):
         self.temperature = temperature
         self.prev: torch.Tensor | None = None
-        self.out: list[torch.Tensor] = []
+        self.steps: list[torch.Tensor] = []
 
-    def _resolve(self, tokens: torch.Tensor) -> None:
+    def _resolve(self, sequences: torch.Tensor) -> None:
         if self.prev is not None:
-            self.out.append(self.prev.gather(-1, tokens.to(self.prev.device)).squeeze(-1))
+            token = sequences[:, -1:].to(self.prev.device)
+            self.steps.append(self.prev.gather(-1, token).squeeze(-1))
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        self._resolve(input_ids[:, -1:])
+        self._resolve(input_ids)
         self.prev = torch.log_softmax(scores.float() / self.temperature, dim=-1)
         return scores
 
-    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
-        self._resolve(last_tokens)
+    def finish(self, sequences: torch.Tensor, n_new: int) -> torch.Tensor:
+        """Per-token log-probs [rows, n_new] of the generated part of ``sequences``."""
+        self._resolve(sequences)
         self.prev = None
-        return torch.stack(self.out, dim=1)
+        steps = self.steps[:n_new]
+        if len(steps) != n_new:
+            raise TgsrError(f"internal: recorded {len(steps)} sampling steps for {n_new} generated tokens")
+        return torch.stack(steps, dim=1)

@@ -18,7 +18,8 @@
   eagerly, silently: measured, the test counts graphs); tgsr compiles a plain function that calls
   the model instead, and makes ``generate`` use it for its decode steps. transformers compiles on
   accelerators only unless the compile config says otherwise (the CPU tests use an eager backend).
-- **The sampling log-probs** (``SamplingLogprobs``): a logits processor that records
+- **The sampling log-probs** (``tgsr.models.base.SamplingLogprobs``, also behind
+  ``AudioLM.generate``): a logits processor that records
   ``log_softmax(raw logits / T)`` of each sampled token, before any other processor (tgsr applies
   the placeholder suppression itself, after it), so top-k / top-p / suppression do not enter,
   as in TRL's log-prob pass. It sits outside the compiled forward, so CUDA graphs leave it alone.
@@ -31,10 +32,11 @@ import copy
 from collections.abc import Hashable, Sequence
 
 import torch
-from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StaticCache
+from transformers import DynamicCache, LogitsProcessorList, StaticCache
 from transformers.generation import CompileConfig, SuppressTokensLogitsProcessor
 
 from ..errors import TgsrError
+from ..models.base import SamplingLogprobs
 
 # Static KV caches are allocated in steps of this many tokens: one compiled shape per step size.
 STATIC_CACHE_MULTIPLE = 256
@@ -67,40 +69,6 @@ def logit_changing_options(generation_config) -> list[str]:
         if value is not None and value != _NEUTRAL.get(name) and value != []:
             found.append(name)
     return found
-
-
-class SamplingLogprobs(LogitsProcessor):
-    """Records log-softmax(raw logits / T) of each sampled token during ``generate``.
-
-    Each call gets this step's logits and, as ``input_ids``, the sequence up to the token drawn at
-    the previous step, so only one [rows, vocabulary] row of log-probs is alive at a time
-    (``output_logits=True`` would keep every step's logits: rows x tokens x vocabulary, ~10 GB at the
-    paper's 7B shape). It must be the first processor (``sample`` puts it there).
-    """
-
-    def __init__(self, temperature: float):
-        self.temperature = temperature
-        self.prev: torch.Tensor | None = None
-        self.steps: list[torch.Tensor] = []
-
-    def _resolve(self, sequences: torch.Tensor) -> None:
-        if self.prev is not None:
-            token = sequences[:, -1:].to(self.prev.device)
-            self.steps.append(self.prev.gather(-1, token).squeeze(-1))
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self._resolve(input_ids)
-        self.prev = torch.log_softmax(scores.float() / self.temperature, dim=-1)
-        return scores
-
-    def finish(self, sequences: torch.Tensor, n_new: int) -> torch.Tensor:
-        """Per-token log-probs [rows, n_new] of the generated part of ``sequences``."""
-        self._resolve(sequences)
-        self.prev = None
-        steps = self.steps[:n_new]
-        if len(steps) != n_new:
-            raise TgsrError(f"internal: recorded {len(steps)} sampling steps for {n_new} generated tokens")
-        return torch.stack(steps, dim=1)
 
 
 def copy_rows(model: torch.nn.Module, cache, index: torch.Tensor, n_unique: int) -> None:
