@@ -157,6 +157,9 @@ class GrpoArgs(TgsrArgs):
     compile_decoding: bool = _field(False, "a static KV cache and the decode step under torch.compile "
                                            "(reduce-overhead: CUDA graphs); compiles once per cache length, "
                                            "on accelerators")
+    auto_checkpointing: bool = _field(False, "set by activation_checkpointing_kwargs: {every_n_layers: auto}: "
+                                             "after the first step checkpoint the fewest layers that fit the "
+                                             "measured peak (tgsr.train.checkpointing)")
 
 
 def field_help(stage: str) -> list[dict[str, str]]:
@@ -423,6 +426,8 @@ def load_config(stage: str, path: str | Path | None, overrides: Sequence[str] = 
     if stage == "grpo":
         tg = _apply_ablation(tg, where)
     cli_keys = {k for k, _ in merged}
+    if _take_auto_every_n_layers(tr, stage, where):
+        tg["auto_checkpointing"] = True
     tgsr_args = _instantiate(TGSR_CLASSES[stage], tg, where + " [tgsr]",
                              frozenset(k[len("tgsr."):] for k in cli_keys if k.startswith("tgsr.")), prefix="tgsr.")
     if not tgsr_args.model:
@@ -451,6 +456,25 @@ def load_config(stage: str, path: str | Path | None, overrides: Sequence[str] = 
     trainer_args = _instantiate(trainer_class(stage), tr, where,
                                 frozenset(k for k in cli_keys if not k.startswith("tgsr")), minimums=TRAINER_MINIMUMS)
     return trainer_args, tgsr_args
+
+
+def _take_auto_every_n_layers(tr: dict, stage: str, where: str) -> bool:
+    """``every_n_layers: auto`` is tgsr's (``tgsr.train.checkpointing``): the Trainer starts with every
+    layer checkpointed, the plan follows the first step's measured peak."""
+    from .checkpointing import AUTO
+
+    found = False
+    for key in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
+        kwargs = tr.get(key)
+        if isinstance(kwargs, dict) and kwargs.get("every_n_layers") == AUTO:
+            if stage != "grpo":
+                raise ConfigError(f"{where}: {key}.every_n_layers: auto is planned by the GRPO trainer; "
+                                  f"give {stage} an integer")
+            tr[key] = {k: v for k, v in kwargs.items() if k != "every_n_layers"}
+            found = True
+    if found and not (tr.get("activation_checkpointing") or tr.get("gradient_checkpointing")):
+        raise ConfigError(f"{where}: every_n_layers: auto needs activation_checkpointing: true")
+    return found
 
 
 def _cpu_precision(tr: dict) -> dict:

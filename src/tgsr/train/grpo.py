@@ -47,6 +47,7 @@ from trl.trainer.utils import pad
 
 from ..errors import TgsrError
 from .audio_guard import judge, swap_permutation
+from .checkpointing import CheckpointPlanner, kept_checkpointing
 from .checkpoints import AtomicCheckpointMixin
 from .common import SaveProcessingMixin
 from .datasets import clean_conversation
@@ -130,7 +131,8 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
                  feature_cache: bool = True, feature_cache_size: int = 4096, logprob_check_steps: int = 1,
                  logprob_check_tol: float | None = None, encoder_cache: bool = True,
                  merge_lora_for_generation: bool | str = "auto", featurize=None, share_prefill: bool = True,
-                 compile_decoding: bool = False, compile_config=None):
+                 compile_decoding: bool = False, compile_config=None, auto_checkpointing: bool = False,
+                 checkpoint_planner: CheckpointPlanner | None = None):
         if args.use_vllm or args.use_transformers_continuous_batching:
             raise TgsrError("AudioGRPOTrainer generates with transformers `generate`; vLLM and continuous "
                             "batching do not take tgsr's audio features")
@@ -152,6 +154,8 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
         self.share_prefill = bool(share_prefill)  # tgsr.train.decoding
         self.compile_decoding = bool(compile_decoding)
         self.compile_config = compile_config
+        # every_n_layers: auto (tgsr.train.checkpointing): planned from the first step's measured peak
+        self.checkpoint_planner = checkpoint_planner or (CheckpointPlanner() if auto_checkpointing else None)
 
         # A sampled placeholder token would have no features behind it at the next forward.
         gen_kwargs = dict(args.generation_kwargs or {})
@@ -224,7 +228,9 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
         self._generation_batches += 1
         self._active_rows = rows
         try:
-            output = super()._generate_and_score_completions(inputs)
+            # TRL turns checkpointing off for these no-grad passes and back on without the layer choice
+            with kept_checkpointing(self.model):
+                output = super()._generate_and_score_completions(inputs)
             sampling = output.pop("sampling_per_token_logps", None)
             if sampling is not None:
                 self._check_logprobs(output, sampling)
@@ -355,11 +361,31 @@ class AudioGRPOTrainer(ShardedCpuMixin, SaveProcessingMixin, AtomicCheckpointMix
         if rows is None:
             raise TgsrError("internal: a training batch arrived without its audio rows")
         self._active_rows = rows
+        planner = self.checkpoint_planner
+        measuring = contextlib.nullcontext()
+        if planner is not None and planner.pending:
+            prompt = inputs["prompt_ids"].size(1)
+            measuring = planner.loss_pass(self.model, tokens=prompt + inputs["completion_ids"].size(1),
+                                          max_tokens=prompt + self.max_completion_length)
         try:  # timed as loss_forward by GRPOPhaseTiming
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            with measuring:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
         finally:
             self._active_rows = None
+
+    def training_step(self, model, inputs, num_items_in_batch):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        planner = self.checkpoint_planner
+        if planner is not None and planner.pending:  # after the measured step's backward
+            plan = planner.finish(self.model, autocast=self.accelerator.autocast, reduce_max=self._max_over_ranks)
+            if plan is not None:
+                self._metrics["train"]["checkpointing/checkpointed_layers"].append(float(plan.n_checkpointed))
+        return loss
+
+    def _max_over_ranks(self, values: list[int]) -> list[int]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.accelerator.device)
+        return [int(v) for v in self.accelerator.gather(t[None]).max(0).values.tolist()]
 
     # ------------------------------------------------------------------ the audio guard
     @torch.no_grad()
@@ -461,7 +487,8 @@ def run_grpo(trainer_args: GRPOConfig, tgsr_args, *, resume: bool = False, callb
         feature_cache=tgsr_args.feature_cache, feature_cache_size=tgsr_args.feature_cache_size,
         logprob_check_steps=tgsr_args.logprob_check_steps, logprob_check_tol=tgsr_args.logprob_check_tol,
         encoder_cache=tgsr_args.encoder_cache, merge_lora_for_generation=tgsr_args.merge_lora_for_generation,
-        share_prefill=tgsr_args.share_prefill, compile_decoding=tgsr_args.compile_decoding)
+        share_prefill=tgsr_args.share_prefill, compile_decoding=tgsr_args.compile_decoding,
+        auto_checkpointing=tgsr_args.auto_checkpointing)
     if trainer.accelerator.is_main_process:
         dump_config(trainer_args, tgsr_args, out_dir / "tgsr_config.yaml")
     initial_digest = weights_digest(trainer.model)
