@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tgsr.demo import DemoConfig, GrpoSettings, StageRunner, SupervisedSettings, _binom_sf, listening_check, run_demo
+from tgsr.demo import DEMO_RECIPES, DemoConfig, StageRunner, _binom_sf, listening_check, run_demo
 from tgsr.records import Prediction, write_jsonl
 
 
@@ -146,14 +146,16 @@ def test_options_in_natural_order():
 
 
 def _tiny_config() -> DemoConfig:
-    return DemoConfig(
-        name="test", n_train_clips=5, n_test_clips=3, model_size="xs",
+    cfg = DemoConfig(
+        name="test", recipes=DEMO_RECIPES / "quick", n_train_clips=5, n_test_clips=3, model_size="xs",
         families=("longest_turn", "start_range", "turn_start"),
-        base=SupervisedSettings(steps=2, batch_size=4, warmup_steps=1),
-        sta=SupervisedSettings(steps=1, batch_size=4, warmup_steps=0),
-        sft=SupervisedSettings(steps=1, batch_size=4, warmup_steps=0),
-        grpo=GrpoSettings(steps=1, prompts_per_step=2, num_generations=2, max_completion_length=12),
         eval_items=4, eval_batch_size=4, timestamp_items=3, attention_items=1, examples=1)
+    # the quick recipes, smaller still (`tgsr train` overrides)
+    return (cfg.with_overrides("base", "max_steps=2", "per_device_train_batch_size=4", "warmup_steps=1")
+            .with_overrides("sta", "max_steps=1", "per_device_train_batch_size=4", "warmup_steps=0")
+            .with_overrides("sft", "max_steps=1", "per_device_train_batch_size=4", "warmup_steps=0")
+            .with_overrides("grpo", "max_steps=1", "num_generations=2", "per_device_train_batch_size=4",
+                            "max_completion_length=12"))
 
 
 @pytest.mark.slow

@@ -28,7 +28,11 @@ def register(tree) -> None:
                    help="train the base model in this run instead of using the shipped one")
     p.add_argument("--base-only", action="store_true",
                    help="stop after the corpus and the base model (to make a base once, with more steps)")
-    p.add_argument("--base-steps", type=int, default=None, help="steps of the base model's supervised stage")
+    p.add_argument("--recipes", default=None, metavar="DIR",
+                   help="folder of the stages' training recipes, base.yaml, sta.yaml, sft.yaml and grpo.yaml "
+                        "(default: recipes/demo/full, with --quick recipes/demo/quick)")
+    p.add_argument("--base-steps", type=int, default=None,
+                   help="steps of the base model's supervised stage (max_steps of its recipe)")
     p.add_argument("--base-with-sta", action="store_true",
                    help="train the base model on turn-level STA rows as well as direct answers")
     p.add_argument("--train-clips", type=int, default=None, help="training dialogues to synthesise")
@@ -62,8 +66,10 @@ def _demo(args: argparse.Namespace) -> int:
     from ..demo import PACKAGED_BASE, DemoConfig, run_demo
 
     cfg = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig.full(seed=args.seed)
+    if args.recipes is not None:
+        cfg = replace(cfg, recipes=Path(args.recipes))
     if args.base_steps is not None:
-        cfg = replace(cfg, base=replace(cfg.base, steps=args.base_steps))
+        cfg = cfg.with_overrides("base", f"max_steps={args.base_steps}")
     if args.base_with_sta:
         cfg = replace(cfg, base_with_sta=True)
     if args.train_clips is not None:

@@ -14,23 +14,25 @@ One function per stage, run in order by ``run_demo``:
 7. ``evaluate_timestamps`` / ``measure_attention`` / ``measure_behaviours``: Tables 1, 4 and 3
 8. ``assemble_results`` -> ``OUT/results.json`` -> ``OUT/report.html``
 
+The training settings of the base, STA, SFT and GRPO stages are ``tgsr train`` recipes,
+``recipes/demo/full|quick/<stage>.yaml``, read by ``tgsr.train.config`` (``DemoConfig.train_config``).
 Every stage runs in ``OUT/stages/<name>-<hash>/``, where the hash covers the stage's settings
-and the hashes of the stages it reads, and is marked done by ``stage.json`` at the end. A
-re-run skips finished stages, so a killed demo resumes at the stage it was in (evaluations
-resume item by item). GRPO starts only from a policy whose accuracy is above chance *and*
-above its swapped-audio control (one-sided exact tests); otherwise the GRPO rows are not run
-and the report says so.
+(for a training stage its recipe's values) and the hashes of the stages it reads, and is
+marked done by ``stage.json`` at the end. A re-run skips finished stages, so a killed demo
+resumes at the stage it was in (evaluations resume item by item). GRPO starts only from a
+policy whose accuracy is above chance *and* above its swapped-audio control (one-sided exact
+tests); otherwise the GRPO rows are not run and the report says so.
 """
 
 
 from .config import (
     DEMO_FAMILIES,
+    DEMO_RECIPES,
     FAMILY,
     PACKAGED_BASE,
+    RECIPE_STAGES,
     STAGE_CODE_VERSION,
     DemoConfig,
-    GrpoSettings,
-    SupervisedSettings,
 )
 from .pipeline import default_threads, make_base_provenance, run_demo
 from .results import assemble_results, print_summary
@@ -56,12 +58,12 @@ from .steps import (
 
 __all__ = [
     "DEMO_FAMILIES",
+    "DEMO_RECIPES",
     "FAMILY",
     "PACKAGED_BASE",
+    "RECIPE_STAGES",
     "STAGE_CODE_VERSION",
     "DemoConfig",
-    "GrpoSettings",
-    "SupervisedSettings",
     "ModelRow",
     "default_threads",
     "make_base_provenance",

@@ -1,8 +1,17 @@
-"""The demo's settings: which question families, the stage settings of the full and quick runs."""
+"""The demo's settings: which question families and corpus, and where each stage's training recipe is.
+
+The training settings of the four trained stages (base, STA, SFT, GRPO) are ``tgsr train``
+recipes, ``recipes/demo/full/<stage>.yaml`` and ``recipes/demo/quick/<stage>.yaml``, read by
+``tgsr.train.config.load_config`` as ``tgsr train`` reads any recipe. The package sees them as
+``tgsr/assets/demo_recipes``: in a clone (and ``pip install -e .``) a link to ``recipes/demo``,
+in a wheel a copy of it. ``DemoConfig`` holds only what is not a training setting.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 # The families the demo trains and tests on: all three are answered by one skill, hearing when
@@ -14,36 +23,28 @@ DEMO_FAMILIES = ("longest_turn", "start_range", "turn_start")
 FAMILY = "qwen2.5-omni"
 # The shipped base model (see docs/demo.md, "The base model"); --train-base trains one instead.
 PACKAGED_BASE = Path(__file__).resolve().parent.parent / "assets" / "demo_base"
+# The demo's recipes: full/ and quick/, each with base.yaml, sta.yaml, sft.yaml and grpo.yaml.
+DEMO_RECIPES = Path(__file__).resolve().parent.parent / "assets" / "demo_recipes"
+RECIPE_STAGES = ("base", "sta", "sft", "grpo")
 # Bump when a stage's code changes what it writes, so old caches are not reused.
 STAGE_CODE_VERSION = 4
+
+# What the demo sets for each stage itself (start model, rows, per-arm target, prompt and reward
+# preset); a recipe that set them would be overridden without a word, so it is refused.
+DEMO_KEYS = ("output_dir", "seed", "tgsr.model", "tgsr.train_file", "tgsr.target", "tgsr.prompt_style",
+             "tgsr.ablation")
+_PLACEHOLDER = {"model": "<the stage's start model>", "train_file": "<the demo corpus>"}
 
 
 # ================================================================ configuration
 
 @dataclass(frozen=True)
-class SupervisedSettings:
-    steps: int
-    batch_size: int = 16
-    lr: float = 2e-3
-    warmup_steps: int = 50
-    save_every: int = 0               # > 0: keep a checkpoint-N model folder every N steps
-
-
-@dataclass(frozen=True)
-class GrpoSettings:
-    steps: int
-    prompts_per_step: int = 8
-    num_generations: int = 4          # G (the paper uses 8; 4 halves the cost on a CPU)
-    lr: float = 1e-4                  # the paper's 5e-6 is for 7B models; tiny ones need more
-    beta: float = 0.04                # KL to pi_0, as in the paper
-    temperature: float = 0.8          # as in the paper
-    max_completion_length: int = 72    # first-claim rationales are ~25-45 tokens
-
-
-@dataclass(frozen=True)
 class DemoConfig:
     name: str
     seed: int = 0
+    recipes: Path = DEMO_RECIPES / "full"   # base.yaml, sta.yaml, sft.yaml, grpo.yaml
+    # ``tgsr train`` overrides on top of the recipes, as (stage, "key=value") pairs
+    overrides: tuple[tuple[str, str], ...] = ()
     families: tuple[str, ...] = DEMO_FAMILIES
     n_train_clips: int = 500           # the training split the shipped base was trained on
     n_test_clips: int = 56           # ~100 test questions of the three families (eval_items 96)
@@ -54,13 +55,7 @@ class DemoConfig:
     max_seconds: float = 14.0
     model_size: str = "s"
     hop_length: int = 320
-    base: SupervisedSettings = SupervisedSettings(steps=320, warmup_steps=30)
     base_with_sta: bool = False       # also train the base on turn-level STA rows (a listening task)
-    sta: SupervisedSettings = SupervisedSettings(steps=150, lr=1e-3, warmup_steps=10)
-    # 360, not 120: after 120 grounded-SFT steps the answers no longer followed the audio (validation
-    # clips, not test: own 0.27 vs swapped 0.29); after 360, own 0.39 vs swapped 0.24 (docs/demo.md)
-    sft: SupervisedSettings = SupervisedSettings(steps=360, lr=1e-3, warmup_steps=10)
-    grpo: GrpoSettings = GrpoSettings(steps=16, prompts_per_step=8)
     eval_items: int = 96              # held-out QA items per evaluation (first N, whole clips)
     eval_batch_size: int = 16
     timestamp_items: int = 64         # held-out turn-level STA items for Table 1
@@ -74,14 +69,83 @@ class DemoConfig:
 
     @classmethod
     def quick(cls, seed: int = 0) -> "DemoConfig":
-        return cls(name="quick", seed=seed, n_train_clips=16, n_test_clips=10,
-                   base=SupervisedSettings(steps=30, batch_size=8, warmup_steps=5),
-                   sta=SupervisedSettings(steps=8, batch_size=8, lr=1e-3, warmup_steps=2),
-                   sft=SupervisedSettings(steps=8, batch_size=8, lr=1e-3, warmup_steps=2),
-                   grpo=GrpoSettings(steps=2, prompts_per_step=2, max_completion_length=40),
+        return cls(name="quick", seed=seed, recipes=DEMO_RECIPES / "quick", n_train_clips=16, n_test_clips=10,
                    eval_items=16, eval_batch_size=16, timestamp_items=8, attention_items=2, examples=2)
 
+    def with_overrides(self, stage: str, *items: str) -> "DemoConfig":
+        """This configuration with ``key=value`` overrides (``tgsr train``'s syntax) on one stage's recipe."""
+        _check_stage(stage)
+        return dataclasses.replace(self, overrides=self.overrides + tuple((stage, item) for item in items))
+
+    def recipe(self, stage: str) -> Path:
+        _check_stage(stage)
+        return Path(self.recipes) / f"{stage}.yaml"
+
+    def stage_overrides(self, stage: str) -> list[str]:
+        return [item for s, item in self.overrides if s == stage]
+
+    def train_stage(self, stage: str) -> str:
+        """The ``tgsr train`` stage whose config code reads the recipe (the trainer it builds)."""
+        _check_stage(stage)
+        if stage == "base":
+            return "sta" if self.base_with_sta else "sft"
+        return stage
+
+    def recipe_settings(self, stage: str) -> dict:
+        """What a stage's cache key covers: its recipe's settings (the YAML's values, not its
+        comments) and the overrides on them, so editing a recipe re-runs that stage."""
+        from ..train.config import load_yaml, parse_override
+
+        return {"recipe": load_yaml(self.recipe(stage)),
+                "overrides": [list(parse_override(o)) for o in self.stage_overrides(stage)]}
+
+    def train_config(self, stage: str, *, output_dir: str | Path, tgsr: dict):
+        """``(trainer_args, tgsr_args)`` of one stage: its recipe with the overrides, read by
+        ``tgsr.train.config.load_config``, and what only the demo knows (the output folder, the
+        seed, ``tgsr`` keys such as the start model and the training rows). A warm-up longer
+        than the run (``--base-steps`` below it) is cut to the run's last step."""
+        from ..train.config import ConfigError, load_config, load_yaml
+
+        data = load_yaml(self.recipe(stage))
+        taken = [k for k in DEMO_KEYS if (k[len("tgsr."):] in (data.get("tgsr") or {}) if k.startswith("tgsr.")
+                                          else k in data)]
+        if taken:
+            raise ConfigError(f"{self.recipe(stage)}: {', '.join(taken)} set by the demo for each stage; "
+                              "remove them from the recipe")
+        extra = {"output_dir": str(output_dir), "seed": self.seed, "tgsr": dict(tgsr)}
+        load = functools.partial(load_config, self.train_stage(stage), self.recipe(stage),
+                                 self.stage_overrides(stage))
+        trainer_args, tgsr_args = load(extra=extra)
+        last = max(0, trainer_args.max_steps - 1)
+        if trainer_args.warmup_steps >= 1 and trainer_args.warmup_steps > last:
+            trainer_args, tgsr_args = load(extra={**extra, "warmup_steps": last})
+        return trainer_args, tgsr_args
+
+    def trainer_settings(self, stage: str):
+        """A stage's trainer arguments as they run (the trainers' defaults filled in): for the
+        report, the provenance and the evaluations' token budget. Reading them also checks the
+        recipe, so a bad one fails before the first stage trains."""
+        import json
+
+        # keyed by the recipe's values too: an edited recipe is read again
+        return _trainer_settings(self, stage, json.dumps(self.recipe_settings(stage), sort_keys=True, default=str))
+
+    def check_recipes(self) -> None:
+        for stage in RECIPE_STAGES:
+            self.trainer_settings(stage)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = dataclasses.asdict(self)
+        d["recipes"] = str(Path(self.recipes).resolve())
+        d["recipe_settings"] = {stage: self.recipe_settings(stage) for stage in RECIPE_STAGES}
+        return d
 
 
+@functools.lru_cache(maxsize=32)
+def _trainer_settings(cfg: DemoConfig, stage: str, _settings: str):
+    return cfg.train_config(stage, output_dir="<the stage folder>/model", tgsr=_PLACEHOLDER)[0]
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in RECIPE_STAGES:
+        raise ValueError(f"unknown demo stage {stage!r}; expected one of {RECIPE_STAGES}")

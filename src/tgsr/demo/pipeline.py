@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from .. import __version__
@@ -62,8 +61,8 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t_start = time.perf_counter()
+    cfg.check_recipes()  # a bad recipe fails now, not after the stages before it have trained
     runner = StageRunner(out, total=None, echo=_echo, before_stage=None if threads else adapt_threads)
-    p = cfg.to_dict()
     common = {"seed": cfg.seed}
 
     # 1-2. corpus and base model
@@ -79,7 +78,8 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
         base = runner.run("base", {"adopted": digest}, lambda d: adopt_base(d, Path(base_model)),
                           title=f"base model: adopt {base_model}")
     else:
-        base = runner.run("base", {**common, "size": cfg.model_size, "hop": cfg.hop_length, **p["base"],
+        base = runner.run("base", {**common, "size": cfg.model_size, "hop": cfg.hop_length,
+                                   "recipe": cfg.recipe_settings("base"),
                                    **({"with_sta": True} if cfg.base_with_sta else {})},
                           lambda d: build_base(cfg, d, corpus), corpus,
                           title="base model: listening by direct answers" + (" and turn timestamps"
@@ -88,12 +88,12 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
         return make_base_provenance(cfg, runner, corpus, base, common)
 
     # 3. Stage 1 and the SFT models
-    sta = runner.run("sta", {**common, **p["sta"]}, lambda d: train_sta(cfg, d, base, corpus), base, corpus,
-                     title="Stage 1: STA (turn level)")
-    sft_plain = runner.run("sft-plain", {**common, **p["sft"]},
+    sta = runner.run("sta", {**common, "recipe": cfg.recipe_settings("sta")},
+                     lambda d: train_sta(cfg, d, base, corpus), base, corpus, title="Stage 1: STA (turn level)")
+    sft_plain = runner.run("sft-plain", {**common, "recipe": cfg.recipe_settings("sft")},
                            lambda d: train_sft(cfg, d, base, corpus, "rationale_plain", "cot"), base, corpus,
                            title="reasoning SFT without timestamps")
-    sft_grounded = runner.run("sft-grounded", {**common, **p["sft"]},
+    sft_grounded = runner.run("sft-grounded", {**common, "recipe": cfg.recipe_settings("sft")},
                               lambda d: train_sft(cfg, d, sta, corpus, "rationale", "grounded"), sta, corpus,
                               title="grounded format warm start (after STA)")
 
@@ -134,7 +134,8 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
             rows.append(ModelRow(key, label, None, prompt, recipe,
                                  skipped=f"not trained: its start policy ({start_key}) failed the listening check"))
             continue
-        stage = runner.run(f"grpo-{key}", {**common, **p["grpo"], "ablation": ablation},
+        stage = runner.run(f"grpo-{key}", {**common, "recipe": cfg.recipe_settings("grpo"),
+                                                     "ablation": ablation},
                            lambda d, start=start, ablation=ablation: train_grpo(cfg, d, start, corpus, ablation),
                            start, corpus, title=f"Stage 2: {label}")
         rows.append(ModelRow(key, label, stage, prompt, recipe))
@@ -202,7 +203,8 @@ def make_base_provenance(cfg: DemoConfig, runner: StageRunner, corpus: Stage, ba
         "test_clips": cfg.n_test_clips, "families": list(cfg.families), "max_turns": cfg.max_turns,
         "max_seconds": cfg.max_seconds, "model": {"family": FAMILY, "size": cfg.model_size, "hop": cfg.hop_length,
                                                    "parameters": base.summary.get("parameters")},
-        "training": {**asdict(cfg.base), "target": "Final answer: (x) <choice>", "prompt": "direct",
+        "training": {**_supervised_summary(cfg, "base"), "recipe": cfg.recipe_settings("base"),
+                     "target": "Final answer: (x) <choice>", "prompt": "direct",
                      "with_turn_sta": cfg.base_with_sta,
                      "seconds": base.seconds, "threads": torch_threads()},
         "listening_check": check, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -211,6 +213,13 @@ def make_base_provenance(cfg: DemoConfig, runner: StageRunner, corpus: Stage, ba
     (base.model / "PROVENANCE.json").write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")
     _echo(f"base model: {base.model} (provenance in PROVENANCE.json)")
     return prov
+
+
+def _supervised_summary(cfg: DemoConfig, stage: str) -> dict:
+    """Steps, batch, learning rate and warm-up of a supervised stage, as they run."""
+    t = cfg.trainer_settings(stage)
+    return {"steps": t.max_steps, "batch_size": t.per_device_train_batch_size, "lr": t.learning_rate,
+            "warmup_steps": t.warmup_steps}
 
 
 def torch_threads() -> int:

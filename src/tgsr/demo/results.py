@@ -333,10 +333,10 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
         "model": f"{FAMILY} architecture (Qwen2_5OmniThinkerForConditionalGeneration), size '{cfg.model_size}', "
                  f"{base_params:,} parameters, random init" if base_params else FAMILY,
         "base": _base_line(cfg, base),
-        "STA": f"{cfg.sta.steps} steps x batch {cfg.sta.batch_size}, lr {cfg.sta.lr}, turn level",
-        "SFT": f"{cfg.sft.steps} steps x batch {cfg.sft.batch_size}, lr {cfg.sft.lr}",
-        "GRPO": f"{cfg.grpo.steps} steps x {cfg.grpo.prompts_per_step} prompts x G={cfg.grpo.num_generations}, "
-                f"lr {cfg.grpo.lr}, beta {cfg.grpo.beta}, temperature {cfg.grpo.temperature}",
+        "STA": _supervised_line(cfg, "sta") + ", turn level",
+        "SFT": _supervised_line(cfg, "sft"),
+        "GRPO": _grpo_line(cfg),
+        "recipes": str(Path(cfg.recipes).resolve()),
         "evaluation": f"first {cfg.eval_items} test questions, greedy decoding",
     }
     return {
@@ -376,8 +376,20 @@ def _base_line(cfg: DemoConfig, base: Stage) -> str:
             line += (f"; its own listening check: own {chk.get('accuracy_own', 0):.3f} vs swapped "
                      f"{chk.get('accuracy_swapped', 0):.3f} (n={chk.get('n')})")
         return line
-    return (f"trained in this run: {cfg.base.steps} steps x batch {cfg.base.batch_size}, lr {cfg.base.lr}, "
+    return (f"trained in this run: {_supervised_line(cfg, 'base')}, "
             f"direct answers" + (" and turn-level timestamps (ordinal referents)" if cfg.base_with_sta else ""))
+
+
+def _supervised_line(cfg: DemoConfig, stage: str) -> str:
+    t = cfg.trainer_settings(stage)
+    return f"{t.max_steps} steps x batch {t.per_device_train_batch_size}, lr {t.learning_rate}"
+
+
+def _grpo_line(cfg: DemoConfig) -> str:
+    t = cfg.trainer_settings("grpo")
+    prompts = t.per_device_train_batch_size * t.gradient_accumulation_steps // t.num_generations
+    return (f"{t.max_steps} steps x {prompts} prompts x G={t.num_generations}, lr {t.learning_rate}, "
+            f"beta {t.beta}, temperature {t.temperature}")
 
 
 def _ask_hint(out: Path, rows: list[ModelRow], examples: list[dict]) -> str:

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import TgsrError
-from .config import FAMILY, DemoConfig, GrpoSettings, SupervisedSettings
+from .config import FAMILY, DemoConfig
 from .stages import Stage
 
 # ================================================================ stages
@@ -144,25 +144,13 @@ class _LogRecorder:
         return Recorder()
 
 
-def _trainer_common(cfg: DemoConfig, d: Path, s: SupervisedSettings | GrpoSettings) -> dict:
-    return {"output_dir": str(d / "model"), "max_steps": s.steps, "learning_rate": s.lr,
-            "lr_scheduler_type": "cosine", "adam_beta2": 0.98, "max_grad_norm": 1.0, "weight_decay": 0.0,
-            "logging_steps": 5 if s.steps >= 50 else 1, "save_strategy": "no", "report_to": "none",
-            "seed": cfg.seed, "dataloader_num_workers": 0, "dataloader_pin_memory": False, "disable_tqdm": False}
-
-
-def _train_supervised(stage: str, cfg: DemoConfig, d: Path, start: Path, train_file: Path,
-                      s: SupervisedSettings, tgsr: dict) -> dict:
+def _train_supervised(stage: str, cfg: DemoConfig, d: Path, start: Path, train_file: Path, tgsr: dict) -> dict:
+    """One supervised stage from its recipe (``cfg.recipe(stage)``) on one rows file."""
     from ..train import run
-    from ..train.config import load_config
 
-    tr = {**_trainer_common(cfg, d, s), "per_device_train_batch_size": s.batch_size,
-          "warmup_steps": min(s.warmup_steps, max(0, s.steps - 1))}
-    if s.save_every:
-        tr.update(save_strategy="steps", save_steps=s.save_every, save_only_model=True)
-    extra = {**tr, "tgsr": {"model": str(start), "train_file": str(train_file), **tgsr}}
-    trainer_args, tgsr_args = load_config(stage, None, extra=extra)
-    summary = run(stage, trainer_args, tgsr_args, callbacks=[_LogRecorder(d / "log_history.jsonl")])
+    trainer_args, tgsr_args = cfg.train_config(stage, output_dir=d / "model",
+                                               tgsr={"model": str(start), "train_file": str(train_file), **tgsr})
+    summary = run(cfg.train_stage(stage), trainer_args, tgsr_args, callbacks=[_LogRecorder(d / "log_history.jsonl")])
     return {k: v for k, v in summary.items() if not isinstance(v, (list, dict)) or k == "feature_cache"}
 
 
@@ -173,9 +161,9 @@ def build_base(cfg: DemoConfig, d: Path, corpus: Stage) -> dict:
     init = build_tiny(FAMILY, cfg.model_size, d / "init", seed=cfg.seed, hop_length=cfg.hop_length)
     meta = json.loads((init / "tgsr_tiny.json").read_text())
     if cfg.base_with_sta:
-        summary = _train_mixed(cfg, d, init, corpus, cfg.base)
+        summary = _train_mixed("base", cfg, d, init, corpus)
     else:
-        summary = _train_supervised("sft", cfg, d, init, corpus.dir / "train" / "qa_direct.jsonl", cfg.base,
+        summary = _train_supervised("base", cfg, d, init, corpus.dir / "train" / "qa_direct.jsonl",
                                     {"target": "rationale_plain", "prompt_style": "direct"})
     shutil.rmtree(init, ignore_errors=True)  # the random weights are not needed again
     return {**summary, "parameters": meta["parameters"], "family": FAMILY, "size": cfg.model_size}
@@ -224,23 +212,19 @@ def train_sta(cfg: DemoConfig, d: Path, start: Stage, corpus: Stage) -> dict:
     the questions within 60 steps (measured: every answer turned into an STA sentence); a
     7 B LALM does not. Mixing the base model's direct answers back in keeps that ability, so
     what the later stages measure is STA's effect, not forgetting."""
-    return _train_mixed(cfg, d, start.model, corpus, cfg.sta)
+    return _train_mixed("sta", cfg, d, start.model, corpus)
 
 
-def _train_mixed(cfg: DemoConfig, d: Path, start: Path, corpus: Stage, s: SupervisedSettings) -> dict:
-    """Supervised training on turn-level STA rows and direct-answer rows, shuffled together."""
-    from ..train.config import load_config
+def _train_mixed(stage: str, cfg: DemoConfig, d: Path, start: Path, corpus: Stage) -> dict:
+    """Supervised training on turn-level STA rows and direct-answer rows, shuffled together, with
+    the settings of ``cfg.recipe(stage)`` (read as a ``tgsr train sta`` recipe)."""
     from ..train.datasets import RowSet, sft_rows, sta_rows
     from ..train.supervised import run_supervised
 
-    tr = {**_trainer_common(cfg, d, s), "per_device_train_batch_size": s.batch_size,
-          "warmup_steps": min(s.warmup_steps, max(0, s.steps - 1))}
-    if s.save_every:
-        tr.update(save_strategy="steps", save_steps=s.save_every, save_only_model=True)
     sta_file = corpus.dir / "train" / "sta_turn.jsonl"
     replay_file = corpus.dir / "train" / "qa_direct.jsonl"
-    trainer_args, tgsr_args = load_config("sta", None, extra={**tr, "tgsr": {"model": str(start),
-                                                                             "train_file": str(sta_file)}})
+    trainer_args, tgsr_args = cfg.train_config(stage, output_dir=d / "model",
+                                               tgsr={"model": str(start), "train_file": str(sta_file)})
 
     def rows(path, limit):
         sta = sta_rows(str(sta_file), limit)
@@ -253,22 +237,17 @@ def _train_mixed(cfg: DemoConfig, d: Path, start: Path, corpus: Stage, s: Superv
 
 
 def train_sft(cfg: DemoConfig, d: Path, start: Stage, corpus: Stage, target: str, style: str) -> dict:
-    return _train_supervised("sft", cfg, d, start.model, corpus.dir / "train" / "qa_ordered.jsonl", cfg.sft,
+    return _train_supervised("sft", cfg, d, start.model, corpus.dir / "train" / "qa_ordered.jsonl",
                              {"target": target, "prompt_style": style})
 
 
 def train_grpo(cfg: DemoConfig, d: Path, start: Stage, corpus: Stage, ablation: str) -> dict:
     from ..train import run
-    from ..train.config import load_config
 
-    g = cfg.grpo
-    tr = {**_trainer_common(cfg, d, g), "per_device_train_batch_size": g.prompts_per_step * g.num_generations,
-          "num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
-          "temperature": g.temperature, "beta": g.beta, "warmup_steps": 0, "lr_scheduler_type": "constant",
-          "logging_steps": 1}
-    extra = {**tr, "tgsr": {"model": str(start.model), "train_file": str(corpus.dir / "train" / "qa_ordered.jsonl"),
-                            "ablation": ablation}}
-    trainer_args, tgsr_args = load_config("grpo", None, extra=extra)
+    trainer_args, tgsr_args = cfg.train_config(
+        "grpo", output_dir=d / "model",
+        tgsr={"model": str(start.model), "train_file": str(corpus.dir / "train" / "qa_ordered.jsonl"),
+              "ablation": ablation})
     summary = run("grpo", trainer_args, tgsr_args, callbacks=[_LogRecorder(d / "log_history.jsonl")])
     return {k: v for k, v in summary.items() if k not in ("logprob_checks",)}
 
@@ -313,11 +292,12 @@ def measure_attention(cfg: DemoConfig, d: Path, model: Stage, run: Stage) -> dic
 
     jobs = jobs_from_run(run.dir)[: cfg.attention_items]
     lm = load_model(model.model)
-    return run_attention(lm, jobs, d, max_new_tokens=cfg.grpo.max_completion_length)
+    return run_attention(lm, jobs, d, max_new_tokens=_max_tokens(cfg, "grounded"))
 
 
 def _max_tokens(cfg: DemoConfig, prompt: str) -> int:
-    return 24 if prompt == "direct" else cfg.grpo.max_completion_length
+    """Evaluation token budget: a direct answer line, or a rationale as long as GRPO samples."""
+    return 24 if prompt == "direct" else cfg.trainer_settings("grpo").max_completion_length
 
 
 def _chance(corpus_dir: Path, limit: int) -> float:
