@@ -241,10 +241,14 @@ def _within_chance(hits: int, n: int, p: float) -> bool:
     return binomtest(hits, n, p).pvalue > 0.001
 
 
-def test_no_clip_statistic_or_text_prior_answers(lab_corpus):
+@pytest.mark.parametrize("corpus, control_floor", [("lab_corpus", 0.9), ("tone_lab_corpus", 0.75)])
+def test_no_clip_statistic_or_text_prior_answers(corpus, control_floor, request):
+    """Also on the tone scenes, whose test tones have a timbre never heard in training (so the
+    control, a probe fit on training sines, reads them less well)."""
     from tgsr.data.frame_probe import bag_of_frames_probe
     from tgsr.data.text_baseline import MostFrequentAnswerText
 
+    lab_corpus = request.getfixturevalue(corpus)
     train, test = qa(lab_corpus, "train"), qa(lab_corpus, "test")
     assert len(test) >= 200
     clip = bag_of_frames_probe(train, test, "clip")
@@ -255,7 +259,8 @@ def test_no_clip_statistic_or_text_prior_answers(lab_corpus):
     assert _within_chance(h4, n4, 0.25), clip.to_dict()
     assert _within_chance(cmp["hits"], cmp["n"], 0.5), clip.to_dict()
     # the same probe reads the answer when given the audio at the evidence: the check can fail
-    assert control.accuracy > 0.9 and not _within_chance(control.hits, control.n, control.chance), control.to_dict()
+    assert control.accuracy > control_floor and not _within_chance(control.hits, control.n, control.chance), \
+        control.to_dict()
     model = MostFrequentAnswerText().fit(train)
     text_hits = Counter()
     for ex in test:
@@ -269,6 +274,10 @@ def test_bad_arguments_are_refused(tmp_path):
         make_lab(tmp_path, {"dev": 2}, progress=False)
     with pytest.raises(TgsrError, match="unknown lab families"):
         make_lab(tmp_path, {"train": 1}, families={"train": ("pitch",)}, progress=False)
+    with pytest.raises(TgsrError, match="unknown scene kind"):
+        make_lab(tmp_path, {"train": 1}, scenes="noise", progress=False)
+    with pytest.raises(TgsrError, match="need speaker turns"):
+        make_lab(tmp_path, {"train": 1}, scenes="tones", families={"train": ("after_turn",)}, progress=False)
     bad = tmp_path / "scenes.jsonl"
     bad.write_text('{"clip_id": "x"}\n')
     with pytest.raises(TgsrError, match=r"scenes.jsonl:1"):
@@ -290,3 +299,111 @@ def test_tgsr_data_lab_command(tmp_path, capsys):
     assert probe["split"] == "test" and probe["clip"]["n"] == len(qa(out, "test")) == 20
     assert main(["data", "lab", "--out", str(tmp_path / "x"), "--train", "-1", "--no-progress"]) == 1
     assert "split sizes must be >= 0" in capsys.readouterr().err
+
+
+# ================================================================ pure-tone scenes (tgsr.data.lab_tones)
+
+def harmonic_ratio(audio: np.ndarray, start: float, end: float, hz: float) -> float:
+    """Amplitude at 3 x ``hz`` over the amplitude at ``hz`` (Hann-windowed, zero-padded FFT)."""
+    seg = audio[int(start * SR):int(end * SR)]
+    spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size), 8 * seg.size))
+    f = np.fft.rfftfreq(8 * seg.size, 1 / SR)
+    near = lambda x: spec[np.abs(f - x) < 0.02 * x].max()  # noqa: E731
+    return float(near(3 * hz) / near(hz))
+
+
+def test_tone_answers_recomputed_from_the_scene(tone_lab_corpus):
+    seen = Counter()
+    for split in SPLITS:
+        for ex in qa(tone_lab_corpus, split):
+            assert ex.answer == expected_letter(ex), ex.id
+            assert ex.meta["scene_kind"] == "tones" and not ex.meta["scene"]["turns"]
+            seen[ex.meta["family"]] += 1
+    assert set(seen) == set(LAB_FAMILIES) - {"after_turn"}
+    for ex in read_jsonl(tone_lab_corpus / "validation" / "read_at.jsonl", QAExample).records:
+        assert ex.answer == expected_letter(ex), ex.id
+
+
+def test_tone_audio_holds_the_recorded_events(tone_lab_corpus):
+    from tgsr.data.lab_tones import EDGE_SECONDS, EVENT_SECONDS, GAP_SECONDS
+
+    expected_ratio = {"sine": 0.0, "triangle": 1 / 9, "square": 1 / 3}
+    for split in SPLITS:
+        for scene in read_scenes(tone_lab_corpus / split / "scenes.jsonl")[:15]:
+            audio = load_audio(scene.audio)
+            assert scene.kind == "tones" and scene.duration == 6.0 and audio.size == 6 * SR
+            events = scene.events
+            kinds = [e.kind for e in events]
+            assert kinds.count("marker") == 1 and kinds[0] == kinds[-1] == "beep"
+            assert sorted(e.pitch_hz for e in scene.beeps) == [300.0, 600.0, 1200.0, 2400.0]
+            assert events[0].start >= EDGE_SECONDS - 1e-3 and events[-1].end <= 6.0 - EDGE_SECONDS + 1e-3
+            for a, b in zip(events, events[1:]):
+                assert GAP_SECONDS[0] - 2e-3 <= b.start - a.end <= GAP_SECONDS[1] + 2e-3
+            inside = np.zeros(audio.size, bool)
+            for e in events:
+                assert EVENT_SECONDS[0] - 2e-3 <= e.end - e.start <= EVENT_SECONDS[1] + 2e-3
+                inside[int(e.start * SR) - 16:int(e.end * SR) + 16] = True  # times are stored to 1 ms
+                if e.kind == "beep":
+                    assert abs(peak_hz(audio, e.start, e.end) - e.pitch_hz) < 0.02 * e.pitch_hz
+                    if 3 * e.pitch_hz <= 7500:  # the timbre heard is the one recorded
+                        assert abs(harmonic_ratio(audio, e.start, e.end, e.pitch_hz)
+                                   - expected_ratio[e.timbre]) < 0.03, (scene.clip_id, e)
+                else:
+                    seg = audio[int(e.start * SR):int(e.end * SR)]
+                    power = np.abs(np.fft.rfft(seg)) ** 2
+                    f = np.fft.rfftfreq(seg.size, 1 / SR)
+                    assert power[(f >= MARKER_BAND_HZ[0]) & (f <= MARKER_BAND_HZ[1])].sum() > 0.95 * power.sum()
+            assert not np.abs(audio[~inside]).max() > 0  # nothing else sounds
+
+
+def test_tone_timbres_are_disjoint_across_splits(tone_lab_corpus):
+    from tgsr.data.lab_tones import SPLIT_TIMBRES
+
+    assert all(not set(SPLIT_TIMBRES[a]) & set(SPLIT_TIMBRES[b]) for a in SPLITS for b in SPLITS if a != b)
+    manifest = json.loads((tone_lab_corpus / "manifest.json").read_text())
+    assert manifest["scenes"] == "tones"
+    for split in SPLITS:
+        used = {e.timbre for sc in read_scenes(tone_lab_corpus / split / "scenes.jsonl") for e in sc.beeps}
+        assert used == set(SPLIT_TIMBRES[split]) == set(manifest["splits"][split]["timbres"])
+
+
+def test_read_at_every_beep(tone_lab_corpus):
+    """Four read_at rows per scene, one per beep in time order, each pitch once."""
+    for rows in (qa(tone_lab_corpus, "train"),
+                 read_jsonl(tone_lab_corpus / "validation" / "read_at.jsonl", QAExample).records):
+        by_clip = {}
+        for ex in rows:
+            if ex.task == "read_at":
+                by_clip.setdefault(Path(ex.audio).name, []).append(ex)
+        assert by_clip
+        for exs in by_clip.values():
+            assert [ex.id.rsplit("-", 1)[1] for ex in exs] == [f"read_at{k}" for k in range(4)]
+            assert sorted(ex.answer for ex in exs) == ["a", "b", "c", "d"]
+            events = exs[0].meta["scene"]["events"]
+            beeps = [i for i, e in enumerate(events) if e["kind"] == "beep"]
+            assert [ex.meta["asked_event"] for ex in exs] == beeps
+
+
+def test_tone_scenes_are_deterministic():
+    from tgsr.data.lab_tones import make_tone_scene
+
+    a, xa = make_tone_scene("validation", 7, 3)
+    b, xb = make_tone_scene("validation", 7, 3)
+    c, _ = make_tone_scene("validation", 8, 3)
+    assert a == b and np.array_equal(xa, xb) and c.events != a.events
+
+
+def test_tgsr_data_lab_tones_command(tmp_path, capsys):
+    from tgsr.cli import main
+
+    out = tmp_path / "tones"
+    assert main(["data", "lab", "--out", str(out), "--scenes", "tones", "--train", "8", "--validation", "2",
+                 "--test", "4", "--read-at", "validation", "--read-at-every-beep", "--probe", "validation",
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    # four test families and four read_at rows per training scene
+    assert "train: 8 scenes, 64 questions" in text and "test: 4 scenes, 16 questions" in text
+    assert "(+8 read_at questions in validation/read_at.jsonl)" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["scenes"] == "tones" and manifest["read_at_every_beep"] is True
+    assert manifest["splits"]["validation"]["timbres"] == ["triangle"]

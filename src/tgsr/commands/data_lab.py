@@ -9,8 +9,9 @@ from ..runlog import locks_output
 
 def register(tree) -> None:
     p = tree.group("data", "Build and prepare data: synthetic corpus, alignment, STA targets.").command(
-        "lab", "Synthesize the lab corpus: spoken dialogues with beeps and a noise burst between the turns, "
-               "questions about the pitch at located evidence (see docs/demo.md, 'The laboratory').",
+        "lab", "Synthesize the lab corpus: spoken dialogues (or, with --scenes tones, silence) with beeps and a "
+               "noise burst between the turns, questions about the pitch at located evidence (see docs/demo.md, "
+               "'The laboratory').",
         handler=locks_output(folder=True)(run))
     p.add_argument("--out", required=True, help="output folder (DIR/<split>/qa.jsonl, scenes.jsonl, audio/)")
     p.add_argument("--train", type=int, default=200, help="training scenes (default 200)")
@@ -24,6 +25,12 @@ def register(tree) -> None:
     p.add_argument("--read-at", choices=["validation", "test"], action="append", default=[],
                    help="also write SPLIT/read_at.jsonl: one 'pitch of the beep from X to Y' question per scene of "
                         "this held-out split, to measure reading at a given span (repeatable)")
+    p.add_argument("--scenes", choices=["speech", "tones"], default="speech",
+                   help="speech: spoken dialogues with the events between the turns (default); tones: 6 s clips "
+                        "of the events alone, held-out timbres instead of voices (tgsr.data.lab_tones)")
+    p.add_argument("--read-at-every-beep", action="store_true",
+                   help="ask read_at of every beep of a scene (four rows per scene) instead of one random beep, "
+                        "in train/qa.jsonl and in the --read-at files")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -40,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     (Path(args.out) / "probe.json").unlink(missing_ok=True)  # never leave a check of an older corpus
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
     s = make_lab(args.out, sizes, args.seed, max_turns=args.max_turns, read_at_splits=tuple(args.read_at),
-                 progress=not args.no_progress)
+                 scenes=args.scenes, read_at_every_beep=args.read_at_every_beep, progress=not args.no_progress)
     for split in s.clips:
         fail = f", {s.failures[split]} failed (see {split}/failures.jsonl)" if s.failures.get(split) else ""
         read_at = s.manifest["splits"][split].get("read_at_questions")

@@ -38,13 +38,20 @@ Splits: ``train``, ``validation`` and ``test`` speak with three disjoint sets of
 configurations (``lab_voice_pools``): validation and test voices are never heard in training,
 and the gates measured on validation never touch a test voice.
 
+Scene kinds (``SCENE_KINDS``): ``speech`` (the dialogues above, the default) and ``tones``
+(``tgsr.data.lab_tones``: 6 s clips of the same five events and nothing else, the fallback of
+LAB-AUDIT.md section 3, with held-out timbres instead of held-out voices). Both share the
+families, rationales, pointers, STA rows, splits and checks of this module; ``after_turn``
+needs turns, so tone scenes do not ask it.
+
 ``make_lab(out_dir, sizes, seed)`` writes, for each split::
 
     DIR/<split>/audio/<clip_id>.wav   16 kHz mono
     DIR/<split>/qa.jsonl              QAExample, meta: family, the scene (turns, events) and the asked event
     DIR/<split>/read_at.jsonl         held-out splits named in ``read_at_splits`` only: one ``read_at``
-                                      question per scene, kept apart from qa.jsonl (whose questions and
-                                      gates it leaves unchanged), to measure reading at a given span
+                                      question per scene (one per beep with ``read_at_every_beep``),
+                                      kept apart from qa.jsonl (whose questions and gates it leaves
+                                      unchanged), to measure reading at a given span
     DIR/<split>/sta.jsonl             StaExample: where is "the noise burst", "the third beep", "the high
                                       beep", "the second speaker's turn" (Stage 1 on the lab, ``scene_sta``)
     DIR/<split>/scenes.jsonl          Scene: everything the clip was synthesised from
@@ -82,6 +89,16 @@ COMPARE_OPTIONS = ("lower", "higher")
 MARKER_BAND_HZ = (4000.0, 7000.0)
 N_BEEPS = len(PITCHES_HZ)
 ENVELOPES = ("flat", "decay")
+# a beep's timbre: amplitudes of its odd harmonics 1, 3, 5, ... (odd only: an even harmonic of one
+# pitch class would sound at another's, 2 x 300 = 600 Hz); partials above HARMONIC_CEILING_HZ are
+# dropped, so the fundamental always carries the spectral peak
+TIMBRES = {
+    "sine": (1.0,),
+    "triangle": tuple(1 / n ** 2 for n in range(1, 16, 2)),  # a sine with a faint 3rd (-19 dB) and 5th
+    "square": tuple(1 / n for n in range(1, 16, 2)),         # much brighter: the 3rd at -9.5 dB
+}
+HARMONIC_CEILING_HZ = 7500.0
+SCENE_KINDS = ("speech", "tones")
 # event lengths and spacing (s); the margin keeps events clear of speech
 BEEP_SECONDS = (0.25, 0.5)
 MARKER_SECONDS = (0.2, 0.35)
@@ -93,8 +110,10 @@ MAX_EVENTS_PER_GAP = 2
 SILENCE_PEAK = 1e-3
 RAMP_SECONDS = 0.01
 TRAIN_ONLY_FAMILIES = ("read_at",)
+TURN_FAMILIES = ("after_turn",)  # need speaker turns: not asked of tone scenes
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 _LAB_STREAM = 15  # keeps the lab's generators apart from ``tgsr data synth``'s
+_STREAMS = {"speech": _LAB_STREAM, "tones": 16}  # and tone scenes apart from speech scenes
 _READ_AT_STREAM = 3  # held-out read_at questions draw apart from qa.jsonl's (stream 2), which stay as they were
 
 
@@ -110,6 +129,7 @@ class LabEvent:
     level_db: float      # RMS relative to the speech level (TARGET_RMS)
     pitch_hz: float | None = None
     envelope: str = "flat"
+    timbre: str = "sine"  # a key of TIMBRES (beeps only)
 
     @property
     def pitch_index(self) -> int:
@@ -141,6 +161,7 @@ class Scene:
     turns: list[LabTurn]
     events: list[LabEvent]
     voices: list[dict] = field(default_factory=list)
+    kind: str = "speech"  # one of SCENE_KINDS
 
     @property
     def beeps(self) -> list[LabEvent]:
@@ -157,7 +178,7 @@ class Scene:
     def from_dict(cls, d: Mapping) -> "Scene":
         return cls(clip_id=d["clip_id"], split=d["split"], audio=d["audio"], duration=float(d["duration"]),
                    turns=[LabTurn(**t) for t in d["turns"]], events=[LabEvent(**e) for e in d["events"]],
-                   voices=list(d.get("voices", [])))
+                   voices=list(d.get("voices", [])), kind=d.get("kind", "speech"))
 
 
 def _r(x: float) -> float:
@@ -183,11 +204,14 @@ def _at_level(x: np.ndarray, level_db: float) -> np.ndarray:
     return x * (TARGET_RMS * 10 ** (level_db / 20) / rms) if rms > 0 else x
 
 
-def beep_audio(pitch_hz: float, seconds: float, level_db: float, envelope: str) -> np.ndarray:
-    """A sine at ``pitch_hz`` (phase 0) with the event envelope, at ``level_db`` re the speech RMS."""
+def beep_audio(pitch_hz: float, seconds: float, level_db: float, envelope: str, timbre: str = "sine") -> np.ndarray:
+    """A tone at ``pitch_hz`` (partials in phase 0) of ``timbre`` (``TIMBRES``) with the event
+    envelope, at ``level_db`` re the speech RMS."""
     n = int(round(seconds * SAMPLE_RATE))
-    x = np.sin(2 * np.pi * pitch_hz * np.arange(n) / SAMPLE_RATE) * _ramped(n, envelope)
-    return _at_level(x, level_db).astype(np.float32)
+    t = np.arange(n) / SAMPLE_RATE
+    x = sum(a * np.sin(2 * np.pi * (2 * k + 1) * pitch_hz * t) for k, a in enumerate(TIMBRES[timbre])
+            if (2 * k + 1) * pitch_hz <= HARMONIC_CEILING_HZ)
+    return _at_level(x * _ramped(n, envelope), level_db).astype(np.float32)
 
 
 def marker_audio(seconds: float, level_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -380,9 +404,10 @@ def q_compare_marker(scene: Scene, rng: np.random.Generator) -> Draft:
                  {"asked_event": after, "compared_event": before})
 
 
-def q_read_at(scene: Scene, rng: np.random.Generator) -> Draft:
+def q_read_at(scene: Scene, rng: np.random.Generator, event: int | None = None) -> Draft:
+    """The pitch at a given span: of beep ``event`` (an index in ``scene.events``), or of a random one."""
     beeps = [i for i, e in enumerate(scene.events) if e.kind == "beep"]
-    ei = beeps[int(rng.integers(len(beeps)))]
+    ei = beeps[int(rng.integers(len(beeps)))] if event is None else event
     beep = scene.events[ei]
     span = cite(beep.start, beep.end, scene.duration)
     where = format_span(*span)
@@ -406,27 +431,39 @@ def natural_choices(family: str) -> list[str]:
     return list(COMPARE_OPTIONS if family == "compare_marker" else PITCH_NAMES)
 
 
-def scene_questions(scene: Scene, families, rng: np.random.Generator) -> list[QAExample]:
+def scene_questions(scene: Scene, families, rng: np.random.Generator, *,
+                    read_at_every_beep: bool = False) -> list[QAExample]:
     """One question per family the scene supports. Options in natural order: the gold letter is
-    the pitch rank (or lower/higher), uniform because pitches are a random permutation."""
+    the pitch rank (or lower/higher), uniform because pitches are a random permutation.
+    ``read_at_every_beep`` asks ``read_at`` once per beep (ids ``-read_at0`` .. ``-read_at3``, in
+    time order) instead of once about a random beep: four rows per scene, every pitch once."""
     out = []
     for family in families:
-        draft = LAB_FAMILIES[family](scene, rng)
-        if draft is None:
+        if family == "read_at" and read_at_every_beep:
+            beeps = [i for i, e in enumerate(scene.events) if e.kind == "beep"]
+            out.extend(_qa_example(scene, q_read_at(scene, rng, ei), f"{scene.clip_id}-read_at{k}")
+                       for k, ei in enumerate(beeps))
             continue
-        choices = natural_choices(family)
-        letter = LETTERS[choices.index(draft.answer)]
-        grounded, plain = rationales(draft, choices, letter)
-        evidence = [c.span for c in draft.claims if c.span is not None]
-        pointer = _pointer(scene, draft, evidence)
-        out.append(QAExample(
-            id=f"{scene.clip_id}-{family}", audio=scene.audio, question=draft.question, choices=choices,
-            answer=letter, duration=scene.duration, answer_text=draft.answer,
-            evidence=[(float(a), float(b)) for a, b in evidence], task=family, category="lab", source=SOURCE,
-            split=scene.split, rationale=grounded, rationale_plain=plain,
-            meta={"family": family, **draft.meta, **pointer,
-                  "scene": {"turns": [asdict(t) for t in scene.turns], "events": [asdict(e) for e in scene.events]}}))
+        draft = LAB_FAMILIES[family](scene, rng)
+        if draft is not None:
+            out.append(_qa_example(scene, draft, f"{scene.clip_id}-{family}"))
     return out
+
+
+def _qa_example(scene: Scene, draft: Draft, item_id: str) -> QAExample:
+    family = draft.task
+    choices = natural_choices(family)
+    letter = LETTERS[choices.index(draft.answer)]
+    grounded, plain = rationales(draft, choices, letter)
+    evidence = [c.span for c in draft.claims if c.span is not None]
+    pointer = _pointer(scene, draft, evidence)
+    return QAExample(
+        id=item_id, audio=scene.audio, question=draft.question, choices=choices,
+        answer=letter, duration=scene.duration, answer_text=draft.answer,
+        evidence=[(float(a), float(b)) for a, b in evidence], task=family, category="lab", source=SOURCE,
+        split=scene.split, rationale=grounded, rationale_plain=plain,
+        meta={"family": family, **draft.meta, **pointer, "scene_kind": scene.kind,
+              "scene": {"turns": [asdict(t) for t in scene.turns], "events": [asdict(e) for e in scene.events]}})
 
 
 def _pointer(scene: Scene, draft: Draft, evidence: list[tuple[float, float]]) -> dict:
@@ -487,18 +524,37 @@ class LabSummary:
     manifest: dict = field(default_factory=dict)
 
 
-def default_families(split: str) -> tuple[str, ...]:
-    return tuple(f for f in LAB_FAMILIES if split == "train" or f not in TRAIN_ONLY_FAMILIES)
+def default_families(split: str, scenes: str = "speech") -> tuple[str, ...]:
+    return tuple(f for f in LAB_FAMILIES if (split == "train" or f not in TRAIN_ONLY_FAMILIES)
+                 and not (scenes == "tones" and f in TURN_FAMILIES))
+
+
+def _scene_maker(scenes: str, seed: int, max_turns: int) -> Callable[[str, int], tuple[Scene, np.ndarray]]:
+    """``(split, index) -> (scene, audio)`` for a scene kind."""
+    if scenes == "tones":
+        from .lab_tones import make_tone_scene
+
+        return lambda split, i: make_tone_scene(split, i, seed)
+    items, places = lexicon(None)
+    engine = get_engine("espeak")
+    pools = lab_voice_pools(engine_configs(engine), seed)
+    return lambda split, i: make_scene(split, i, seed, pools[split], {"espeak": engine}, items, places,
+                                       max_turns=max_turns)
 
 
 def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, max_turns: int = 3,
              families: Mapping[str, tuple[str, ...]] | None = None, first_clip: Mapping[str, int] | None = None,
-             read_at_splits: tuple[str, ...] = (), progress: bool = True) -> LabSummary:
+             read_at_splits: tuple[str, ...] = (), scenes: str = "speech", read_at_every_beep: bool = False,
+             progress: bool = True) -> LabSummary:
     """Write the lab corpus (see the module docstring). ``sizes`` maps split -> number of clips;
     clip ``i`` of a split depends only on (seed, split, i), and ``first_clip`` starts a split at a
     later index (fresh scenes with the same voices). ``read_at_splits`` (held-out splits) also get
     ``read_at.jsonl``: one ``read_at`` question per scene, to measure whether a model reads the
-    pitch at a given span on voices it never heard."""
+    pitch at a given span on voices it never heard. ``scenes`` is the scene kind
+    (``SCENE_KINDS``); ``read_at_every_beep`` asks ``read_at`` of every beep of a scene (train
+    ``qa.jsonl`` and ``read_at.jsonl``), four rows per scene instead of one."""
+    if scenes not in SCENE_KINDS:
+        raise TgsrError(f"unknown scene kind {scenes!r}; choose from {', '.join(SCENE_KINDS)}")
     unknown = [s for s in sizes if s not in SPLITS]
     if unknown:
         raise TgsrError(f"unknown lab splits {unknown}; expected {', '.join(SPLITS)}")
@@ -510,14 +566,17 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
     if bad_read_at:
         raise TgsrError(f"read_at_splits {bad_read_at}: name held-out splits being built "
                         f"({', '.join(s for s in sizes if s != 'train') or 'none'}); train already asks read_at")
-    fams = {s: tuple((families or {}).get(s) or default_families(s)) for s in sizes}
+    fams = {s: tuple((families or {}).get(s) or default_families(s, scenes)) for s in sizes}
     for s, fs in fams.items():
         bad = [f for f in fs if f not in LAB_FAMILIES]
         if bad:
             raise TgsrError(f"split {s}: unknown lab families {bad}; choose from {', '.join(LAB_FAMILIES)}")
-    items, places = lexicon(None)
-    engine = get_engine("espeak")
-    pools = lab_voice_pools(engine_configs(engine), seed)
+        if scenes == "tones" and set(fs) & set(TURN_FAMILIES):
+            raise TgsrError(f"split {s}: {sorted(set(fs) & set(TURN_FAMILIES))} need speaker turns; "
+                            f"tone scenes have none")
+    new_scene = _scene_maker(scenes, seed, max_turns)
+    stream = _STREAMS[scenes]
+    prefix = "lab" if scenes == "speech" else scenes
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = LabSummary(out_dir=str(out))
@@ -533,41 +592,41 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
         if (folder / "audio").is_dir():
             shutil.rmtree(folder / "audio")
         (folder / "audio").mkdir(parents=True)
-        scenes, qa, read_at, failures = [], [], [], []
+        made, qa, read_at, failures = [], [], [], []
         first = int((first_clip or {}).get(split, 0))
         for i in range(first, first + int(n)):
             try:
-                scene, audio = make_scene(split, i, seed, pools[split], {"espeak": engine}, items, places,
-                                          max_turns=max_turns)
+                scene, audio = new_scene(split, i)
             except SynthesisError as e:
-                failures.append({"clip_id": f"lab-{split}-{i:05d}", "error": str(e)})
+                failures.append({"clip_id": f"{prefix}-{split}-{i:05d}", "error": str(e)})
                 bar.update(1)
                 continue
             wav = (folder / "audio" / f"{scene.clip_id}.wav").resolve()
             save_audio(wav, audio)
             scene.audio = str(wav)
-            scenes.append(scene)
-            q_rng = np.random.default_rng([int(seed), _LAB_STREAM, _SPLIT_IDS[split], i, 2])
-            qa.extend(scene_questions(scene, fams[split], q_rng))
+            made.append(scene)
+            q_rng = np.random.default_rng([int(seed), stream, _SPLIT_IDS[split], i, 2])
+            qa.extend(scene_questions(scene, fams[split], q_rng, read_at_every_beep=read_at_every_beep))
             if split in read_at_splits:
-                r_rng = np.random.default_rng([int(seed), _LAB_STREAM, _SPLIT_IDS[split], i, _READ_AT_STREAM])
-                read_at.extend(scene_questions(scene, ("read_at",), r_rng))
+                r_rng = np.random.default_rng([int(seed), stream, _SPLIT_IDS[split], i, _READ_AT_STREAM])
+                read_at.extend(scene_questions(scene, ("read_at",), r_rng, read_at_every_beep=read_at_every_beep))
             bar.update(1)
-        write_jsonl(folder / "scenes.jsonl", [s.to_dict() for s in scenes])
+        write_jsonl(folder / "scenes.jsonl", [s.to_dict() for s in made])
         write_jsonl(folder / "qa.jsonl", qa)
         if split in read_at_splits:
             write_jsonl(folder / "read_at.jsonl", read_at)
-        write_jsonl(folder / "sta.jsonl", [x for sc in scenes for x in scene_sta(sc)])
+        write_jsonl(folder / "sta.jsonl", [x for sc in made for x in scene_sta(sc)])
         if failures:
             write_jsonl(folder / "failures.jsonl", failures)
         qa_by_split[split] = read_jsonl(folder / "qa.jsonl", QAExample).records
-        summary.clips[split], summary.qa[split], summary.failures[split] = len(scenes), len(qa), len(failures)
+        summary.clips[split], summary.qa[split], summary.failures[split] = len(made), len(qa), len(failures)
         manifest_splits[split] = {
-            "clips": len(scenes), "failed_clips": len(failures), "first_clip": first, "families": list(fams[split]),
-            "audio_seconds": round(sum(s.duration for s in scenes), 3),
+            "clips": len(made), "failed_clips": len(failures), "first_clip": first, "families": list(fams[split]),
+            "audio_seconds": round(sum(s.duration for s in made), 3),
             "qa": dict(sorted(Counter(x.task for x in qa).items())),
             "gold_letters": dict(sorted(Counter(x.answer for x in qa).items())),
-            "voices": len({v["key"] for s in scenes for v in s.voices})}
+            "voices": len({v["key"] for s in made for v in s.voices}),
+            "timbres": sorted({e.timbre for s in made for e in s.beeps})}
         if split in read_at_splits:
             manifest_splits[split]["read_at_questions"] = len(read_at)
     bar.close()
@@ -575,7 +634,8 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
         from .text_baseline import text_only_baseline
 
         summary.text_baseline = text_only_baseline(qa_by_split["train"], qa_by_split["test"]).to_dict()
-    summary.manifest = {"source": SOURCE, "seed": seed, "sizes": dict(sizes), "max_turns": max_turns,
+    summary.manifest = {"source": SOURCE, "scenes": scenes, "read_at_every_beep": read_at_every_beep,
+                        "seed": seed, "sizes": dict(sizes), "max_turns": max_turns,
                         "pitches_hz": list(PITCHES_HZ), "pitch_names": list(PITCH_NAMES),
                         "marker_band_hz": list(MARKER_BAND_HZ), "splits": manifest_splits,
                         "text_only_baseline": summary.text_baseline}
@@ -597,7 +657,8 @@ def read_scenes(path: str | Path) -> list[Scene]:
     return out
 
 
-__all__ = ["LAB_FAMILIES", "TRAIN_ONLY_FAMILIES", "PITCHES_HZ", "PITCH_NAMES", "COMPARE_OPTIONS", "MARKER_BAND_HZ",
+__all__ = ["LAB_FAMILIES", "TRAIN_ONLY_FAMILIES", "TURN_FAMILIES", "SCENE_KINDS", "TIMBRES",
+           "PITCHES_HZ", "PITCH_NAMES", "COMPARE_OPTIONS", "MARKER_BAND_HZ",
            "SPLITS", "LabEvent", "LabTurn", "Scene", "LabSummary", "make_lab", "make_scene", "scene_questions",
            "lab_voice_pools", "natural_choices", "scene_sta", "default_families", "read_scenes", "beep_audio",
            "marker_audio"]
