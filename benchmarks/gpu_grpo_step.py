@@ -95,6 +95,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from transformers import TrainerCallback  # noqa: E402
 
 from tgsr.data.signals import write_speechlike_clips  # noqa: E402
+from tgsr.train.checkpointing import recompute_fractions  # noqa: E402
 from tgsr.train.common import audio_encoder_modules  # noqa: E402
 from tgsr.train.cost_model import (  # noqa: E402
     GiB,
@@ -138,6 +139,9 @@ VARIANTS = {
                  "what": "tgsr.compile_decoding: static KV cache, decode step under torch.compile (CUDA graphs)"},
     "merge+compiled": {"merge_lora": True, "share_prefill": True, "compile_decoding": True,
                        "what": "merged LoRA and the compiled decode step"},
+    "auto-ckpt": {"merge_lora": False, "share_prefill": True, "compile_decoding": False, "auto_ckpt": True,
+                  "what": "tgsr defaults with every_n_layers: auto: after the first step, checkpoint the fewest "
+                          "layers that fit the measured peak (tgsr.train.checkpointing)"},
     "stock-trl": {"merge_lora": False, "share_prefill": False, "compile_decoding": False, "stock": True,
                   "what": "stock TRL GRPOTrainer (its own generation and log-prob passes; text prompts of the "
                           "same token count, no audio: a speed reference only)"},
@@ -439,6 +443,8 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         "max_completion_length": args.new_tokens, "max_steps": total_steps * args.num_iterations,
         "logging_steps": 1, "save_strategy": "no", "seed": args.seed, "disable_tqdm": True, "report_to": "none",
         "bf16": dtype == torch.bfloat16, "fp16": False, "activation_checkpointing": not args.no_grad_ckpt,
+        **({"activation_checkpointing_kwargs": {"every_n_layers": "auto"}}
+           if VARIANTS[variant].get("auto_ckpt") and not args.no_grad_ckpt else {}),
         "dataloader_num_workers": 0, "log_completions": False,
         # EOS ignored: end tokens join the suppressed placeholders, so every row decodes the full length
         "generation_kwargs": {**args.generation_kwargs,
@@ -473,7 +479,7 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
                                    feature_cache=True, logprob_check_steps=tg.logprob_check_steps,
                                    merge_lora_for_generation=tg.merge_lora_for_generation,
                                    share_prefill=tg.share_prefill, compile_decoding=tg.compile_decoding,
-                                   logprob_check_tol=float("inf"))
+                                   auto_checkpointing=tg.auto_checkpointing, logprob_check_tol=float("inf"))
     generate_every = trainer.args.steps_per_generation * trainer.num_iterations
     old_expected = trainer.args.gradient_accumulation_steps % generate_every != 0
     ckpt = bool(getattr(trainer.args, "activation_checkpointing", None) or trainer.args.gradient_checkpointing)
@@ -517,9 +523,14 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
     comp = [c for g in gens for c in g["completion_tokens"]]
     eos_ignored = bool(comp) and all(c == args.new_tokens for c in comp)
     audio_frames = int(round(args.audio_seconds * 16000 / 160)) // 2  # encoder frames after the stride-2 conv
+    # after training: what the timed steps checkpointed (every_n_layers: auto plans after the first step)
+    recompute = recompute_fractions(trainer.accelerator.unwrap_model(trainer.model)) if ckpt \
+        else {"text": 0.0, "audio": 0.0}
+    planner = getattr(trainer, "checkpoint_planner", None)
     fl = step_floors(shape, gens, ceilings, elt_bytes=torch.finfo(dtype).bits // 8, lora=lora,
-                grad_ckpt=ckpt, audio_frames_per_row=audio_frames,
-                trainable_audio=trainable_audio, lora_params=lora_params, opt_bytes=opt_bytes)
+                     recompute=recompute["text"], audio_recompute=recompute["audio"],
+                     audio_frames_per_row=audio_frames, trainable_audio=trainable_audio, lora_params=lora_params,
+                     opt_bytes=opt_bytes, generations_per_prompt=args.generations)
     checks = list(getattr(trainer, "logprob_checks", []))  # stock TRL has no audio guard
     result = {
         "variant": variant, "variant_what": VARIANTS[variant]["what"],
@@ -528,7 +539,9 @@ def run_attempt(args, device, dtype, work: Path, plan: dict, clock: Clock, ceili
         "mode": plan["mode"], "reason": plan["reason"], "micro_batch": micro, "grad_accum": ga,
         "num_iterations": trainer.num_iterations, "old_pass_runs": old_expected,
         "reference": "copy of the policy" if trainer.ref_model is not None else "LoRA adapter disabled",
-        "grad_ckpt": ckpt, "trainable_params": trainable, "recipe": recipe,
+        "grad_ckpt": ckpt, "recompute_fraction": recompute,
+        "checkpoint_plan": planner.plan.summary() if planner is not None and planner.plan is not None else None,
+        "trainable_params": trainable, "recipe": recipe,
         "hyperparameters": {"learning_rate": trainer.args.learning_rate, "beta": trainer.beta,
                             "temperature": trainer.temperature,
                             "lr_scheduler_type": _name(trainer.args.lr_scheduler_type),
@@ -602,6 +615,18 @@ def fmt_rate(x: float, unit: str) -> str:
     return f"{x:.0f} {unit}"
 
 
+def ckpt_text(res: dict) -> str:
+    if not res["grad_ckpt"]:
+        return "off"
+    rf = res["recompute_fraction"]
+    out = f"on ({rf['text']:.0%} of decoder layers, {rf['audio']:.0%} of audio-encoder layers checkpointed"
+    plan = res.get("checkpoint_plan")
+    if plan:
+        out += f"; auto plan: {plan['checkpointed']}, predicted peak {plan['predicted_peak'] / 2 ** 30:.1f} of " \
+               f"{plan['usable'] / 2 ** 30:.1f} GiB usable, {plan['reason']}"
+    return out + ")"
+
+
 def table(res: dict, ceilings: dict, env: dict, args) -> str:
     med, fl = res["median_s"], res["floors"]
     bw, rate = ceilings["copy_bandwidth_Bps"], ceilings["matmul_flops"]
@@ -609,7 +634,7 @@ def table(res: dict, ceilings: dict, env: dict, args) -> str:
     lines = [
         f"card: {env['device_name']} | torch {env['torch']} | transformers {env['transformers']} | trl {env['trl']}",
         f"mode: {res['mode']} ({res['reason']}); micro-batch {res['micro_batch']} x {res['grad_accum']} accumulation; "
-        f"grad ckpt {'on' if res['grad_ckpt'] else 'off'}; reference: {res['reference']}",
+        f"grad ckpt {ckpt_text(res)}; reference: {res['reference']}",
         f"variant: {res['variant']} ({res['variant_what']}); generation on merged LoRA: "
         f"{res['generation_merged_lora']}" + (f"; generation_kwargs {json.dumps(res['generation_kwargs'])}"
                                               if res["generation_kwargs"] else ""),

@@ -101,10 +101,10 @@ def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
 
     lora_json = tmp_path / "lora.json"
     assert bench.main(["--smoke", "--steps", "1", "--mode", "lora", "--inject-oom", "1",
-                       "--no-logprob-check", "--variants", "base,merge,stock-trl", "--json", str(lora_json)]) == 0
+                       "--no-logprob-check", "--variants", "base,merge,auto-ckpt,stock-trl", "--json", str(lora_json)]) == 0
     rec = json.loads(lora_json.read_text())
     # the second variant reuses the settled mode and samples from the merged adapter
-    assert list(rec["variants"]) == ["base", "merge", "stock-trl"]
+    assert list(rec["variants"]) == ["base", "merge", "auto-ckpt", "stock-trl"]
     # stock TRL ran at the same shape: same prompt token count (text in place of the audio), same rows
     stock = rec["variants"]["stock-trl"]
     _phases_ok(stock, rows=4, new_tokens=8, audio=False)  # text prompts: no log-mel
@@ -113,6 +113,11 @@ def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
     merge = rec["variants"]["merge"]
     assert merge["generation_merged_lora"] is True and merge["micro_batch"] == 1
     _phases_ok(merge, rows=4, new_tokens=8)
+    # every_n_layers: auto reached the trainer; on the CPU there is no device memory to plan from
+    auto = rec["variants"]["auto-ckpt"]
+    assert auto["grad_ckpt"] and auto["checkpoint_plan"] is None
+    assert auto["recompute_fraction"] == {"text": 1.0, "audio": 1.0}
+    _phases_ok(auto, rows=4, new_tokens=8)
     capsys.readouterr()
     assert bench.main(["--report", str(lora_json)]) == 0
     report = capsys.readouterr().out

@@ -42,7 +42,7 @@ def test_floors_by_hand():
     gens = [{"prompt_tokens": [10, 6], "completion_tokens": [4, 4]}]
     ceilings = {"copy_bandwidth_Bps": 1e3, "matmul_flops": 1e4}
     common = dict(elt_bytes=2, audio_frames_per_row=5, trainable_audio=False, lora_params=0, opt_bytes=600.0)
-    f = step_floors(shape, gens, ceilings, lora=False, grad_ckpt=False, **common)
+    f = step_floors(shape, gens, ceilings, lora=False, recompute=0.0, **common)
     # generation: 4 tokens x (1000 + 200) weights x 2 bytes / 1000 B/s
     assert f["decoded_weight_bytes"] == 2400 and f["generation_floor_s"] == pytest.approx(9.6)
     # KV: 2 layers x (K, V) x 1 head x 4 dims x 2 bytes = 32 B per position; reads 4p + 4*3/2 per row
@@ -56,12 +56,22 @@ def test_floors_by_hand():
     # full fine-tuning backward: 2 x (linear + head) + 2 x attention; the frozen audio tower none
     assert f["loss_fwd_bwd_flops"] == 66672 + 2 * 51200 + 2 * 9472
     assert f["optimizer_floor_s"] == pytest.approx(0.6)
-    ckpt = step_floors(shape, gens, ceilings, lora=False, grad_ckpt=True, **common)
+    ckpt = step_floors(shape, gens, ceilings, lora=False, recompute=1.0, **common)
     assert ckpt["loss_fwd_bwd_flops"] - f["loss_fwd_bwd_flops"] == 48000 + 9472  # one recomputed forward
-    lora = step_floors(shape, gens, ceilings, lora=True, grad_ckpt=False, **{**common, "lora_params": 50})
+    half = step_floors(shape, gens, ceilings, lora=False, recompute=0.5, **common)
+    assert half["loss_fwd_bwd_flops"] - f["loss_fwd_bwd_flops"] == (48000 + 9472) / 2  # half the layers
+    # G = 2 rows of one prompt: the prefill once (10 tokens, one clip), the KV reads and decode per row
+    shared = step_floors(shape, [{"prompt_tokens": [10, 10], "completion_tokens": [4, 4]}], ceilings, lora=False,
+                         recompute=0.0, generations_per_prompt=2, **common)
+    assert shared["prefill_flops"] == 2 * 1000 * 10 + 2 * 2 * 8 * 100 + 2 * 300 * 5
+    assert shared["kv_bytes_read"] == 32 * 2 * (4 * 10 + 6)
+    with pytest.raises(ValueError, match="groups of 2"):
+        step_floors(shape, [{"prompt_tokens": [10], "completion_tokens": [4]}], ceilings, lora=False,
+                    recompute=0.0, generations_per_prompt=2, **common)
+    lora = step_floors(shape, gens, ceilings, lora=True, recompute=0.0, **{**common, "lora_params": 50})
     assert lora["loss_fwd_bwd_flops"] == 66672 + 51200 + 2 * 9472  # frozen weights: input gradients only
     assert lora["decoded_weight_bytes"] == (1000 + 200 + 50) * 2
-    trained_audio = step_floors(shape, gens, ceilings, lora=False, grad_ckpt=False,
+    trained_audio = step_floors(shape, gens, ceilings, lora=False, recompute=0.0,
                                 **{**common, "trainable_audio": True})
     assert trained_audio["loss_fwd_bwd_flops"] - f["loss_fwd_bwd_flops"] == 2 * 6000
 

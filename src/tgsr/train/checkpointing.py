@@ -63,6 +63,16 @@ def kept_checkpointing(model: torch.nn.Module) -> Iterator[None]:
                 m._gradient_checkpointing_func = func
 
 
+def recompute_fractions(model: torch.nn.Module) -> dict[str, float]:
+    """The fraction of the audio encoder's and of the decoder's layers that are checkpointed, i.e. run a
+    second forward in the backward (``tgsr.train.cost_model.step_floors``); the vision tower is left out."""
+    towers: dict[str, list[bool]] = {"audio": [], "text": []}
+    for name, m in model.named_modules():
+        if isinstance(m, GradientCheckpointingLayer) and "visual" not in name:
+            towers["audio" if "audio_tower" in name else "text"].append(bool(m.gradient_checkpointing))
+    return {k: (sum(v) / len(v) if v else 0.0) for k, v in towers.items()}
+
+
 def set_checkpointed(model: torch.nn.Module, flags: list[bool]) -> None:
     layers = checkpoint_layers(model)
     if len(flags) != len(layers):
@@ -238,4 +248,5 @@ class CheckpointPlanner:
 
 
 __all__ = ["AUTO", "CheckpointPlan", "CheckpointPlanner", "checkpoint_layers", "checkpointed", "cuda_memory",
-           "kept_activation_bytes", "kept_checkpointing", "plan_checkpointing", "set_checkpointed"]
+           "kept_activation_bytes", "kept_checkpointing", "plan_checkpointing", "recompute_fractions",
+           "set_checkpointed"]

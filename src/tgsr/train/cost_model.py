@@ -4,14 +4,15 @@ A phase's floor is the least time the hardware needs for its unavoidable work:
 
 - generation: every decoded token streams the decoded weights once, so ``new_tokens x weight
   bytes / copy bandwidth``; a second, tighter floor adds the KV-cache reads (each new token reads
-  the keys and values of every earlier position, prompt included) and the prefill's FLOPs;
+  the keys and values of every earlier position, prompt included) and the prefill's FLOPs, once
+  per prompt (its G completions share it: ``tgsr.share_prefill``);
 - a log-prob pass (old policy, reference) and the loss forward: 2 FLOPs per linear weight per
   token, causal attention ``2 x layers x (heads x head_dim) x sequence^2`` (scores and values,
   a causal half each), the LM head over the completion only, the audio encoder over its frames;
 - the loss backward: trained weights 2x their forward (input and weight gradients), frozen
   weights the gradient crosses 1x, attention 2x; the audio tower sits below everything, so a
   frozen tower gets no gradient; gradient checkpointing adds one recomputed forward of the
-  checkpointed layers;
+  checkpointed layers (the fraction checkpointed: ``tgsr.train.checkpointing``);
 - the optimiser: AdamW reads parameter, gradient and two states and writes parameter and
   states, over the copy bandwidth.
 
@@ -123,13 +124,17 @@ def model_shape(model) -> dict:
     }
 
 
-def step_floors(shape: dict, gens: list[dict], ceilings: dict, *, elt_bytes: int, lora: bool, grad_ckpt: bool,
-           audio_frames_per_row: int, trainable_audio: bool, lora_params: int, opt_bytes: float | None) -> dict:
+def step_floors(shape: dict, gens: list[dict], ceilings: dict, *, elt_bytes: int, lora: bool,
+                recompute: float, audio_frames_per_row: int, trainable_audio: bool, lora_params: int,
+                opt_bytes: float | None, generations_per_prompt: int = 1, audio_recompute: float | None = None) -> dict:
     """Lower bounds on each phase of one step (see the module docstring).
 
     ``gens``: the step's generation batches, each ``{"prompt_tokens": [...], "completion_tokens":
-    [...]}`` per row (``tgsr.train.profiling.StepProfile.generations``); ``ceilings``:
-    ``copy_bandwidth_Bps`` and ``matmul_flops``; ``shape``: ``model_shape``.
+    [...]}`` per row, the G rows of a prompt next to each other (``tgsr.train.profiling.StepProfile.
+    generations``); ``ceilings``: ``copy_bandwidth_Bps`` and ``matmul_flops``; ``shape``: ``model_shape``.
+    ``recompute``: the fraction of decoder layers checkpointed (0 none, 1 all: one more forward of each in
+    the backward), ``audio_recompute`` the audio encoder's (default the same). The prefill is counted once
+    per prompt (``generations_per_prompt`` rows share it): the G copies of a prompt need no more.
     """
     bw, rate = ceilings["copy_bandwidth_Bps"], ceilings["matmul_flops"]
     P = [p for g in gens for p in g["prompt_tokens"]]
@@ -140,11 +145,16 @@ def step_floors(shape: dict, gens: list[dict], ceilings: dict, *, elt_bytes: int
     n_lin, n_head, n_audio = shape["text_layer_params"], shape["lm_head_params"], shape["audio_params"]
     rows = len(P)
     audio_rows_frames = rows * audio_frames_per_row
+    g = max(1, int(generations_per_prompt))
+    if rows % g:
+        raise ValueError(f"{rows} generated rows are not groups of {g} per prompt")
+    prompts = P[::g]
     # generation
     decoded_weights = (n_lin + n_head + lora_params) * elt_bytes
     kv_per_token = L * 2 * shape["kv_heads"] * shape["head_dim"] * elt_bytes
     kv_bytes = kv_per_token * sum(n_new * p + n_new * (n_new - 1) / 2 for p in P)
-    prefill_flops = 2 * n_lin * sum(P) + 2 * L * d_attn * sum(p * p for p in P) + 2 * n_audio * audio_rows_frames
+    prefill_flops = (2 * n_lin * sum(prompts) + 2 * L * d_attn * sum(p * p for p in prompts)
+                     + 2 * n_audio * len(prompts) * audio_frames_per_row)
     gen_weights_floor = n_new * decoded_weights / bw
     gen_full_floor = gen_weights_floor + kv_bytes / bw + prefill_flops / rate
     # one forward over prompt + completion (log-prob passes; the loss forward)
@@ -158,12 +168,13 @@ def step_floors(shape: dict, gens: list[dict], ceilings: dict, *, elt_bytes: int
     # frozen no gradient enters it. Checkpointing recomputes the checkpointed layers' forward.
     w = 1 if lora else 2
     bwd = w * (lin + head) + 2 * attn + (2 * audio if trainable_audio else 0)
-    recompute = (lin + attn + (audio if trainable_audio else 0)) if grad_ckpt else 0
+    audio_recompute = recompute if audio_recompute is None else audio_recompute
+    recomputed = recompute * (lin + attn) + (audio_recompute * audio if trainable_audio else 0)
     out = {
         "decoded_weight_bytes": decoded_weights, "kv_bytes_read": kv_bytes, "prefill_flops": prefill_flops,
         "generation_floor_s": gen_weights_floor, "generation_floor_with_kv_prefill_s": gen_full_floor,
         "logprob_pass_flops": fwd, "logprob_pass_floor_s": fwd / rate,
-        "loss_fwd_bwd_flops": fwd + bwd + recompute, "loss_fwd_bwd_floor_s": (fwd + bwd + recompute) / rate,
+        "loss_fwd_bwd_flops": fwd + bwd + recomputed, "loss_fwd_bwd_floor_s": (fwd + bwd + recomputed) / rate,
         "loss_fwd_bwd_floor_no_recompute_s": (fwd + bwd) / rate,
         "rows": rows, "prompt_tokens_mean": statistics.mean(P) if P else 0, "new_tokens": n_new,
         "completion_tokens_total": sum(C), "sequence_tokens_total": sum(S),
