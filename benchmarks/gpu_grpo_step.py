@@ -722,6 +722,7 @@ def comparison(variants: dict) -> str:
     if tgsr_runs:
         best_name = min(tgsr_runs, key=lambda n: tgsr_runs[n]["median_s"]["step"])
         best = tgsr_runs[best_name]
+        lines += compile_lines(ok)
         lines += ["", f"goals, tgsr {best_name}:"] + goal_lines(best, stock)
         if stock is not None:
             lines += ["", f"tgsr {best_name} / stock TRL, by phase (seconds; ratio < 1: tgsr faster):",
@@ -731,6 +732,31 @@ def comparison(variants: dict) -> str:
                 ratio = f"{t / r:.2f}" if r > 0 else "-"
                 lines.append(f"{ph:<14}{t:>10.3f}{r:>10.3f}{ratio:>12}")
     return "\n".join(lines)
+
+
+def compile_lines(ok: dict) -> list[str]:
+    """Compiled decoding: its one-off cost against its saving per step. The cost is the compiled variant's
+    extra warm-up generation time (warm-up minus its timed median), less the same difference of its eager
+    twin (first-step costs both pay); the saving is the eager median minus the compiled one."""
+    out = []
+    for name, run in ok.items():
+        if not VARIANTS.get(name, {}).get("compile_decoding"):
+            continue
+        twin = next((n for n, v in ok.items() if not VARIANTS.get(n, {}).get("compile_decoding")
+                     and not VARIANTS.get(n, {}).get("stock")
+                     and VARIANTS.get(n, {}).get("merge_lora") == VARIANTS[name]["merge_lora"]), None)
+        if twin is None or len(run["per_cycle"]) <= run["timed_steps"]:
+            out.append(f"  {name}: compile cost not measured (needs an eager twin and a warm-up step)")
+            continue
+
+        def warm_extra(v):
+            return v["per_cycle"][0]["generation"] - v["median_s"]["generation"]
+        cost = warm_extra(run) - warm_extra(ok[twin])
+        saving = ok[twin]["median_s"]["generation"] - run["median_s"]["generation"]
+        even = f"pays back after {cost / saving:.1f} steps" if saving > 0 else "no saving per step: never pays back"
+        out.append(f"  {name} vs {twin}: compilation {cost:.1f} s once (per cache length), generation "
+                   f"{saving:+.3f} s per step saved; {even}")
+    return ["", "compiled decoding, one-off cost vs per-step saving:"] + out if out else []
 
 
 def goal_lines(run: dict, stock: dict | None) -> list[str]:

@@ -101,7 +101,8 @@ def test_smoke_full_finetune_and_oom_fallback_to_lora(bench, tmp_path, capsys):
 
     lora_json = tmp_path / "lora.json"
     assert bench.main(["--smoke", "--steps", "1", "--mode", "lora", "--inject-oom", "1",
-                       "--no-logprob-check", "--variants", "base,merge,auto-ckpt,stock-trl", "--json", str(lora_json)]) == 0
+                       "--no-logprob-check", "--variants", "base,merge,auto-ckpt,stock-trl",
+                       "--json", str(lora_json)]) == 0
     rec = json.loads(lora_json.read_text())
     # the second variant reuses the settled mode and samples from the merged adapter
     assert list(rec["variants"]) == ["base", "merge", "auto-ckpt", "stock-trl"]
@@ -150,3 +151,17 @@ def test_real_path_device_check_runs_its_commands_on_the_cpu(toy_corpus, tmp_pat
     assert single["sta_check"]["digest_matches"] and single["grpo_check"]["digest_matches"]
     assert single["grpo_check"]["loss_type"] == "grpo" and single["grpo_check"]["audio_guard"]["passed"]
     assert single["eval_grpo"]["rc"] == 0
+
+
+def test_compile_cost_is_weighed_against_the_per_step_saving(bench):
+    def run(warm_gen, gen):
+        return {"per_cycle": [{"generation": warm_gen}, {"generation": gen}, {"generation": gen}],
+                "median_s": {"generation": gen}, "timed_steps": 2}
+    # eager: warm-up 1 s above its median (first-step costs); compiled: 31 s above, 2 s faster per step
+    lines = bench.compile_lines({"base": run(6.0, 5.0), "compiled": run(34.0, 3.0)})
+    text = "\n".join(lines)
+    assert "compiled vs base: compilation 30.0 s once" in text and "+2.000 s per step" in text
+    assert "pays back after 15.0 steps" in text
+    slower = "\n".join(bench.compile_lines({"base": run(6.0, 5.0), "compiled": run(40.0, 5.5)}))
+    assert "never pays back" in slower
+    assert bench.compile_lines({"base": run(6.0, 5.0)}) == []
