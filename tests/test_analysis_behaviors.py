@@ -1,5 +1,6 @@
 """Behaviour metrics and judges on hand-made predictions with known answers."""
 
+import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -300,3 +301,62 @@ def test_hf_judge_runs_a_local_causal_lm(tmp_path):
     v = j.judge("Who speaks first?", CHOICES, AUTHORS)
     # a random model cannot know the format: either a parsed score in 0-1 or no verdict with its reply kept
     assert (v.score is None and repr(reply)[1:20] in v.reason) or 0.0 <= v.score <= 1.0
+
+
+def _pointer_item(**kw):
+    from tgsr.records import QAExample
+
+    return QAExample(
+        id="p1", audio="a.wav", question="What is the pitch of the first beep after the noise burst?",
+        choices=["low", "mid-low", "mid-high", "high"], answer="d",
+        rationale="From 2.10s to 2.45s, the noise burst sounds.\nFrom 2.60s to 3.10s, the next beep is high.\n"
+                  "Final answer: (d) high",
+        meta={"pointer": 1, "counterfactuals": [{"span": [0.50, 0.90], "answer": "a"},
+                                                {"span": [4.00, 4.40], "answer": "b"}]}, **kw)
+
+
+def test_citation_consistency_is_exact_against_the_span_the_model_cited():
+    from tgsr.analysis.behaviors import citation_consistency, pointer_candidates
+
+    cands = pointer_candidates(_pointer_item())
+    assert cands == [((2.60, 3.10), "d"), ((0.50, 0.90), "a"), ((4.00, 4.40), "b")]
+    burst = "From 2.10s to 2.45s, the noise burst sounds.\n"
+    # cites the gold beep and answers its pitch: consistent (and right)
+    v, d = citation_consistency(burst + "From 2.62s to 3.05s, the next beep is high.\nFinal answer: (d) high", "d",
+                                cands)
+    assert v == 1.0 and d["pointer_cited"] == "gold" and d["implied_letter"] == "d"
+    # cites another beep and answers what that beep implies: consistent, though wrong
+    v, d = citation_consistency(burst + "From 4.00s to 4.40s, the next beep is mid-low.\nFinal answer: (b)", "b",
+                                cands)
+    assert v == 1.0 and d["pointer_cited"] == "other"
+    # cites the gold beep but answers something else, or nothing parseable: inconsistent
+    assert citation_consistency(burst + "From 2.60s to 3.10s, the next beep.\nFinal answer: (a)", "a", cands)[0] == 0.0
+    assert citation_consistency(burst + "From 2.60s to 3.10s, the next beep.", None, cands)[0] == 0.0
+    # only the burst (not a candidate) or a citation far from every beep: no value, with the reason
+    v, d = citation_consistency(burst + "Final answer: (d)", "d", cands)
+    assert v is None and "no citation matches" in d["reason"]
+    assert pointer_candidates(_pointer_item().__class__(id="x", audio="a", question="q", choices=["a", "b"],
+                                                        answer="a")) is None
+
+
+def test_behaviors_report_exact_consistency_and_accuracy_by_cited_span(tmp_path):
+    from tgsr.records import Prediction, write_jsonl
+
+    item = _pointer_item()
+    items = [item] + [item.__class__(**{**item.__dict__, "id": f"p{i}"}) for i in (2, 3)]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(dataclasses.asdict(x)) + "\n" for x in items))
+    burst = "From 2.10s to 2.45s, the noise burst sounds.\n"
+    run = tmp_path / "run"
+    run.mkdir()
+    write_jsonl(run / "predictions.jsonl", [
+        Prediction(id="p1", completion=burst + "From 2.60s to 3.10s, the next beep is high.\nFinal answer: (d) high",
+                   gold_letter="d", meta={"choices": item.choices}),
+        Prediction(id="p2", completion=burst + "From 0.50s to 0.90s, the next beep is low.\nFinal answer: (a) low",
+                   gold_letter="d", meta={"choices": item.choices}),
+        Prediction(id="p3", completion="Final answer: (c) mid-high", gold_letter="d", meta={"choices": item.choices}),
+    ])
+    s = run_behaviors(run, tmp_path / "out", data=str(tmp_path / "data.jsonl"), progress=False, asr="none")
+    cc = s["citation_consistency"]
+    assert cc["mean"] == 1.0 and cc["n"] == 2 and cc["n_na"] == 1
+    assert s["accuracy_by_pointer_citation"] == {"gold": {"n": 1, "accuracy": 1.0}, "other": {"n": 1, "accuracy": 0.0}}
+    assert "Citation-answer (exact)" in (tmp_path / "out" / "behaviors.md").read_text()

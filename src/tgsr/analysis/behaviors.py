@@ -16,6 +16,13 @@ Per prediction:
   the final answer (0-1).
 * **Grounding precision**: when the item has gold evidence spans, the mean over the distinct
   cited regions of their best IoU with any evidence span.
+* **Citation-answer consistency (exact)**: for items whose value is read at a *pointer* span
+  (``QAExample.meta["pointer"]`` and ``meta["counterfactuals"]``, as ``tgsr.data.lab`` writes
+  them), the answer each candidate span implies is known: the gold pointer span implies the gold
+  answer, every counterfactual span its own. The model's pointer citation is its last citation
+  with IoU >= 0.5 to a candidate span; the item is consistent (1) when the final answer is the
+  one that span implies, else 0 (an unparsed answer included). No judge is involved. The row also
+  says which span was cited (``pointer_cited``: gold / other), so accuracy can be read per case.
 
 Items without a value for a metric (no citation, no evidence, judge gave no verdict, the
 prediction itself failed) are counted per metric as ``n_na`` with reasons, never dropped
@@ -40,14 +47,18 @@ from ..eval.scoring import is_correct
 from ..spans import Span, distinct_spans, find_spans
 
 PAD_SECONDS = 0.5
-METRICS = ("regions_explored", "audiology_verify", "audiology_verify_quoted", "consistency", "grounding_precision")
+METRICS = ("regions_explored", "audiology_verify", "audiology_verify_quoted", "consistency", "grounding_precision",
+           "citation_consistency")
+POINTER_MIN_IOU = 0.5
 _LABELS = {"accuracy": "Acc.", "regions_explored": "Regions Explored", "audiology_verify": "Audiology Verify",
            "audiology_verify_quoted": "Audiology Verify (quoted)",
-           "consistency": "Consistency", "grounding_precision": "Grounding IoU"}
+           "consistency": "Consistency", "grounding_precision": "Grounding IoU",
+           "citation_consistency": "Citation-answer (exact)"}
 
 __all__ = ["ItemContext", "attributed_text", "normalize_words", "word_similarity", "regions_explored",
-           "audiology_verify", "grounding_precision", "score_prediction", "load_run", "run_behaviors",
-           "summarize_items", "table3_markdown", "METRICS", "PAD_SECONDS"]
+           "audiology_verify", "grounding_precision", "citation_consistency", "pointer_candidates",
+           "score_prediction", "load_run", "run_behaviors", "summarize_items", "table3_markdown", "METRICS",
+           "PAD_SECONDS"]
 
 
 # ------------------------------------------------------------------------ text
@@ -195,6 +206,41 @@ def grounding_precision(completion: str, evidence: Sequence[tuple[float, float]]
     return float(np.mean([best_iou([(r.start, r.end)], list(evidence)) for r in regions]))
 
 
+def pointer_candidates(example) -> list[tuple[tuple[float, float], str]] | None:
+    """(span, implied letter) for the gold pointer span and every counterfactual span of an item, or
+    None when the item has no pointer (see the module docstring)."""
+    meta = getattr(example, "meta", None) or {}
+    pointer, cfs = meta.get("pointer"), meta.get("counterfactuals")
+    spans = find_spans(getattr(example, "rationale", None) or "")
+    if not isinstance(pointer, int) or not cfs or not 0 <= pointer < len(spans):
+        return None
+    gold = spans[pointer]
+    out = [((gold.start, gold.end), example.answer)]
+    out += [((float(c["span"][0]), float(c["span"][1])), str(c["answer"])) for c in cfs]
+    return out
+
+
+def citation_consistency(completion: str, letter: str | None,
+                         candidates: Sequence[tuple[tuple[float, float], str]]) -> tuple[float | None, dict]:
+    """1 when the answer is the one the model's pointer citation implies, 0 when not, None (with the
+    reason) when no citation matches a candidate span."""
+    from ..eval.metrics import iou
+
+    best = None
+    for span in find_spans(completion):
+        if not span.valid:
+            continue
+        scored = max(((iou((span.start, span.end), c), i) for i, (c, _) in enumerate(candidates)))
+        if scored[0] >= POINTER_MIN_IOU:
+            best = (span, scored)  # the last matching citation
+    if best is None:
+        return None, {"reason": "no citation matches the pointer or a counterfactual span"}
+    span, (overlap, i) = best
+    implied = candidates[i][1]
+    return float(letter == implied), {"pointer_cited": "gold" if i == 0 else "other", "implied_letter": implied,
+                                      "pointer_iou": overlap}
+
+
 # ------------------------------------------------------------------------ one run
 
 @dataclass
@@ -207,6 +253,7 @@ class ItemContext:
     choices: list[str] = field(default_factory=list)
     evidence: list[tuple[float, float]] = field(default_factory=list)
     audio: str | None = None
+    pointer_candidates: list[tuple[tuple[float, float], str]] | None = None  # (span, implied letter)
 
 
 def _examples_of_run(run_dir: Path, data: str | None) -> tuple[dict, dict]:
@@ -251,6 +298,7 @@ def load_run(run_dir: str | Path, data: str | None = None):
             ctx.question, ctx.choices = ex.question, list(ex.choices)
             ctx.evidence = list(getattr(ex, "evidence", []) or [])
             ctx.audio = ex.audio
+            ctx.pointer_candidates = pointer_candidates(ex)
         ctx.choices = ctx.choices or list(p.meta.get("choices") or [])
         ctx.audio = ctx.audio or p.meta.get("audio")
         if p.condition == "silence":
@@ -316,6 +364,15 @@ def score_prediction(pred, ctx: ItemContext, *, judge, transcribe: Callable | No
     row["grounding_precision"] = grounding_precision(text, ctx.evidence)
     if row["grounding_precision"] is None:
         na["grounding_precision"] = "no gold evidence" if not ctx.evidence else "no citation"
+    # exact citation-answer consistency (pointer items)
+    row["citation_consistency"] = None
+    if ctx.pointer_candidates is None:
+        na["citation_consistency"] = "no pointer span in the item"
+    else:
+        row["citation_consistency"], detail = citation_consistency(text, pred.pred_letter, ctx.pointer_candidates)
+        if row["citation_consistency"] is None:
+            na["citation_consistency"] = detail.pop("reason")
+        row.update(detail)
     row["na"] = na
     return row
 
@@ -336,6 +393,13 @@ def summarize_items(rows: Sequence[dict], n_predictions: int, n_malformed: int =
                 reasons[why] = reasons.get(why, 0) + 1
         out[m] = {"mean": float(np.mean(vals)) if vals else None, "n": len(vals),
                   "n_na": len(rows) - len(vals), "na_reasons": reasons}
+    # accuracy by which span the pointer citation named (the gold one, another candidate)
+    by_pointer = {}
+    for case in ("gold", "other"):
+        sel = [r for r in rows if r.get("pointer_cited") == case]
+        by_pointer[case] = {"n": len(sel), "accuracy": (sum(r.get("correct") is True for r in sel) / len(sel))
+                            if sel else None}
+    out["accuracy_by_pointer_citation"] = by_pointer
     return out
 
 
