@@ -145,6 +145,28 @@ def test_options_in_natural_order():
     assert [t.split()[1] for t in sorted(turns, key=option_order_key)] == ["first", "second", "third", "fourth"]
 
 
+def test_result_tables_are_rows_by_column_name():
+    from tgsr.demo.tables import AccuracyRow, StageRow, Table, TaskAccuracyRow
+    from tgsr.report.html import table_html
+
+    row = AccuracyRow(model="TGSR", recipe="r", prompt="grounded", own=0.5, swapped=0.25, silence=None,
+                      own_minus_swapped=0.25, no_answer=0.0, n=96, note="")
+    t = Table("accuracy", "Accuracy", [row], AccuracyRow).to_dict()
+    assert t["columns"] == ["model", "recipe", "prompt", "own", "swapped", "silence", "own - swapped",
+                            "no answer", "n", "note"] == AccuracyRow.headings()
+    assert t["rows"] == [{"model": "TGSR", "recipe": "r", "prompt": "grounded", "own": 0.5, "swapped": 0.25,
+                          "silence": None, "own - swapped": 0.25, "no answer": 0.0, "n": 96, "note": ""}]
+    html = table_html(t)
+    assert html.index(">0.500<") < html.index(">0.250<") < html.index("&ndash;")  # own, swapped, silence
+    by = Table("by_task", "t", [TaskAccuracyRow("TGSR", {"turn_start": 0.4, "longest_turn": None})],
+               TaskAccuracyRow).to_dict()
+    assert by["columns"] == ["model", "turn_start", "longest_turn"]
+    assert Table("stages", "Stages", [], StageRow).to_dict()["columns"] == ["stage", "folder", "seconds",
+                                                                           "cached this run"]
+    with pytest.raises(TypeError, match="a StageRow row in a table of AccuracyRow"):
+        Table("accuracy", "Accuracy", [StageRow("a", "b", 1.0, False)], AccuracyRow).to_dict()
+
+
 def _tiny_config() -> DemoConfig:
     cfg = DemoConfig(
         name="test", recipes=DEMO_RECIPES / "quick", n_train_clips=5, n_test_clips=3, model_size="xs",
@@ -166,8 +188,8 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     # 1. With 4 test items no policy can pass the listening check (McNemar needs >= 5
     #    discordant items), so GRPO is not run and the report says so.
     first = run_demo(cfg, out, threads=1)
-    skipped = [r for r in first["tables"][0]["rows"] if r[-1].startswith("not trained")]
-    assert len(skipped) == 3 and all(r[3] is None for r in skipped)
+    skipped = [r for r in first["tables"][0]["rows"] if r["note"].startswith("not trained")]
+    assert len(skipped) == 3 and all(r["own"] is None for r in skipped)
     assert any(n["text"].startswith("GRPO was not run") for n in first["notices"])
     assert all(not c["passed"] for c in first["checks"].values())
 
@@ -178,11 +200,11 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     saved = json.loads((out / "results.json").read_text())
     tables = {t["id"]: t for t in saved["tables"]}
     assert {"accuracy", "timestamps", "behaviours", "attention", "listening_check", "stages"} <= set(tables)
-    cols = tables["accuracy"]["columns"]
     acc_rows = tables["accuracy"]["rows"]
     assert len(acc_rows) == 7  # base, only STA, SFT plain, STA + grounded SFT, three GRPO runs
+    assert all(list(row) == tables["accuracy"]["columns"] for row in acc_rows)
     for key in ("own", "swapped", "silence"):
-        assert all(row[cols.index(key)] is not None for row in acc_rows)
+        assert all(row[key] is not None for row in acc_rows)
     assert any("--grpo-anyway" in n["text"] for n in saved["notices"])
     assert saved["examples"] and len(saved["examples"][0]["traces"]) == 3
     html = (out / "report.html").read_text()

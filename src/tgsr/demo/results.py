@@ -10,6 +10,17 @@ from pathlib import Path
 from .. import __version__
 from .config import FAMILY, DemoConfig
 from .stages import ModelRow, Stage, StageRunner
+from .tables import (
+    AccuracyRow,
+    AttentionRow,
+    BehaviourRow,
+    CitationRow,
+    ListeningCheckRow,
+    StageRow,
+    Table,
+    TaskAccuracyRow,
+    TimestampRow,
+)
 
 # ================================================================ results and report
 
@@ -171,16 +182,16 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
     for r in rows:
         own, sw, si = (_acc(r.evals.get(k)) for k in ("own", "swapped", "silence"))
         m = r.evals["own"].summary["tgsr"] if "own" in r.evals else {}
-        acc_rows.append([r.label, r.recipe, r.prompt, own, sw, si,
-                         None if own is None or sw is None else own - sw,
-                         (m.get("unparseable", 0) / m["items"]) if m.get("items") else None,
-                         m.get("items"), r.skipped or ""])
-    tables = [{"id": "accuracy", "title": "Accuracy on the held-out test with listening controls (Table 2 analogue)",
-               "caption": f"Own = the item's audio; swapped = another test clip's audio; silence = zeros of the same "
-                          f"length. Chance = {chance:.3f}. 'no answer' = share of completions with no extractable "
-                          f"choice (counted wrong). Test voices are unseen in training.",
-               "columns": ["model", "recipe", "prompt", "own", "swapped", "silence", "own - swapped", "no answer",
-                           "n", "note"], "rows": acc_rows}]
+        acc_rows.append(AccuracyRow(
+            model=r.label, recipe=r.recipe, prompt=r.prompt, own=own, swapped=sw, silence=si,
+            own_minus_swapped=None if own is None or sw is None else own - sw,
+            no_answer=(m.get("unparseable", 0) / m["items"]) if m.get("items") else None,
+            n=m.get("items"), note=r.skipped or ""))
+    tables = [Table("accuracy", "Accuracy on the held-out test with listening controls (Table 2 analogue)",
+                    acc_rows, AccuracyRow,
+                    caption=f"Own = the item's audio; swapped = another test clip's audio; silence = zeros of the "
+                            f"same length. Chance = {chance:.3f}. 'no answer' = share of completions with no "
+                            f"extractable choice (counted wrong). Test voices are unseen in training.")]
 
     # per question family
     tasks = sorted({t for r in rows if "own" in r.evals
@@ -191,22 +202,22 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
             if "own" not in r.evals:
                 continue
             by = r.evals["own"].summary["tgsr"]["by"].get("task", {})
-            trows.append([r.label] + [by[t]["accuracy"] if t in by else None for t in tasks])
-        tables.append({"id": "by_task", "title": "Accuracy by question family (own audio)",
-                       "columns": ["model", *tasks], "rows": trows,
-                       "caption": "Per-family n is small; differences of a few items are noise."})
+            trows.append(TaskAccuracyRow(r.label, {t: by[t]["accuracy"] if t in by else None for t in tasks}))
+        tables.append(Table("by_task", "Accuracy by question family (own audio)", trows, TaskAccuracyRow,
+                            caption="Per-family n is small; differences of a few items are noise."))
 
     # Table 1
     ts_rows = []
     for label, st in timestamps.values():
         s = st.summary
-        ts_rows.append([label, s.get("mean_iou") or 0, s.get("iou_at_0.7") or 0,
-                        s.get("sed", {}).get("f1") or 0, s.get("no_span"), s.get("items")])
-    tables.append({"id": "timestamps", "title": "Timestamp alignment before and after STA (Table 1 analogue)",
-                   "caption": "Turn-level STA questions on the held-out test ('When is <the second speaker's turn>?'). "
-                              "IoU of the first cited span with the reference (0 when none); SED-F1 is event-based "
-                              "(onset collar 0.2 s). 'no span' = answers with no parseable span.",
-                   "columns": ["model", "mean IoU", "IoU >= 0.7", "SED-F1", "no span", "n"], "rows": ts_rows})
+        ts_rows.append(TimestampRow(model=label, mean_iou=s.get("mean_iou") or 0, iou_at_07=s.get("iou_at_0.7") or 0,
+                                    sed_f1=s.get("sed", {}).get("f1") or 0, no_span=s.get("no_span"),
+                                    n=s.get("items")))
+    tables.append(Table("timestamps", "Timestamp alignment before and after STA (Table 1 analogue)", ts_rows,
+                        TimestampRow,
+                        caption="Turn-level STA questions on the held-out test ('When is <the second speaker's "
+                                "turn>?'). IoU of the first cited span with the reference (0 when none); SED-F1 is "
+                                "event-based (onset collar 0.2 s). 'no span' = answers with no parseable span."))
 
     # citations in the reasoning (grounded models)
     cite_rows = []
@@ -215,12 +226,10 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
             continue
         cit = _citations_of(r.evals["own"])
         n = len(cit) or 1
-        cite_rows.append([r.label, sum(v["n"] for v in cit.values()) / n,
-                          sum(v["distinct"] for v in cit.values()) / n,
-                          sum(1 for v in cit.values() if v["n"] > 0) / n])
-    tables.append({"id": "citations", "title": "Timestamp citations in the answers (own audio)",
-                   "columns": ["model", "citations / answer", "distinct regions / answer", "answers citing"],
-                   "rows": cite_rows})
+        cite_rows.append(CitationRow(model=r.label, citations=sum(v["n"] for v in cit.values()) / n,
+                                     distinct_regions=sum(v["distinct"] for v in cit.values()) / n,
+                                     answers_citing=sum(1 for v in cit.values() if v["n"] > 0) / n))
+    tables.append(Table("citations", "Timestamp citations in the answers (own audio)", cite_rows, CitationRow))
 
     # Table 3 analogue
     beh_rows = []
@@ -229,18 +238,17 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
 
         def mean(m, b=b):
             return (b.get(m) or {}).get("mean")
-        beh_rows.append([labels[key], b.get("n_predictions"), mean("accuracy"), mean("regions_explored"),
-                         mean("consistency"), mean("grounding_precision"),
-                         (b.get("grounding_precision") or {}).get("n")])
+        beh_rows.append(BehaviourRow(model=labels[key], n=b.get("n_predictions"), accuracy=mean("accuracy"),
+                                     regions_explored=mean("regions_explored"), consistency=mean("consistency"),
+                                     grounding_iou=mean("grounding_precision"),
+                                     n_cited=(b.get("grounding_precision") or {}).get("n")))
     if beh_rows:
-        tables.append({"id": "behaviours", "title": "Reasoning behaviours (Table 3 analogue)",
-                       "caption": "Regions explored = distinct cited regions per answer; consistency = the rule "
-                                  "judge's score of whether the reasoning supports the final answer; grounding IoU = "
-                                  "mean best IoU of the cited regions with the gold evidence, over answers that cite "
-                                  "(n cited). Audiology Verify is not computed: it checks quoted words against a "
-                                  "Whisper transcript, and these answers quote no words.",
-                       "columns": ["model", "n", "accuracy", "regions explored", "consistency", "grounding IoU",
-                                   "n cited"], "rows": beh_rows})
+        tables.append(Table("behaviours", "Reasoning behaviours (Table 3 analogue)", beh_rows, BehaviourRow,
+                            caption="Regions explored = distinct cited regions per answer; consistency = the rule "
+                                    "judge's score of whether the reasoning supports the final answer; grounding "
+                                    "IoU = mean best IoU of the cited regions with the gold evidence, over answers "
+                                    "that cite (n cited). Audiology Verify is not computed: it checks quoted words "
+                                    "against a Whisper transcript, and these answers quote no words."))
 
     # Table 4 analogue and the attention-by-layer plot
     att_rows, att_summaries = [], {}
@@ -251,18 +259,19 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
         def audio(g, sec=sec):
             m = sec.get(g, {}).get("mean")
             return m.get("audio") if m else None
-        att_rows.append([labels[key], audio("all"), audio("reasoning"), audio("timestamp"), audio("answer"),
-                         a.get("n_items"), a.get("n_failed")])
+        att_rows.append(AttentionRow(model=labels[key], overall=audio("all"), reasoning=audio("reasoning"),
+                                     timestamp=audio("timestamp"), answer=audio("answer"), items=a.get("n_items"),
+                                     failed=a.get("n_failed")))
         if sec.get("all", {}).get("by_layer"):
             att_summaries[SHORT_LABELS.get(key, key)] = a
     figures = []
     if att_rows:
-        tables.append({"id": "attention", "title": "Attention of generated tokens to the audio (Table 4 analogue)",
-                       "caption": f"Attention mass on the audio block, averaged over heads, layers and generated "
-                                  f"tokens of the first {cfg.attention_items} own-audio test answers (teacher-forced "
-                                  f"re-read of the scored completions), overall and by phase of the output.",
-                       "columns": ["model", "audio attn. overall", "reasoning", "timestamp", "answer", "items",
-                                   "failed"], "rows": att_rows})
+        tables.append(Table("attention", "Attention of generated tokens to the audio (Table 4 analogue)", att_rows,
+                            AttentionRow,
+                            caption=f"Attention mass on the audio block, averaged over heads, layers and generated "
+                                    f"tokens of the first {cfg.attention_items} own-audio test answers "
+                                    f"(teacher-forced re-read of the scored completions), overall and by phase of "
+                                    f"the output."))
     if att_summaries:
         from ..report.plots import plot_audio_by_layer, plot_block_distribution
 
@@ -274,15 +283,16 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
         figures.append({"title": "Where generated tokens look", "path": "plots/attention_blocks.png",
                         "caption": "share of attention on system / audio / question / output blocks"})
 
-    tables.append({"id": "listening_check", "title": "Listening check of each GRPO start policy",
-                   "caption": f"One-sided exact tests at alpha = {cfg.alpha}: binomial against chance, McNemar "
-                              "(paired, discordant items) against the swapped-audio control.",
-                   "columns": ["policy", "own", "swapped", "chance", "p (> chance)", "p (> swapped)", "n", "passed"],
-                   "rows": [[labels[k], v["accuracy_own"], v["accuracy_swapped"], v["chance"], v["p_above_chance"],
-                             v["p_above_swapped"], v["n"], v["passed"]] for k, v in checks.items()]})
-    tables.append({"id": "stages", "title": "Stages", "columns": ["stage", "folder", "seconds", "cached this run"],
-                   "rows": [[s.name, s.dir.name, s.seconds, s.cached] for s in runner.stages],
-                   "caption": "Seconds are those of the run that computed the stage."})
+    check_rows = [ListeningCheckRow(policy=labels[k], own=v["accuracy_own"], swapped=v["accuracy_swapped"],
+                                    chance=v["chance"], p_above_chance=v["p_above_chance"],
+                                    p_above_swapped=v["p_above_swapped"], n=v["n"], passed=v["passed"])
+                  for k, v in checks.items()]
+    tables.append(Table("listening_check", "Listening check of each GRPO start policy", check_rows,
+                        ListeningCheckRow,
+                        caption=f"One-sided exact tests at alpha = {cfg.alpha}: binomial against chance, McNemar "
+                                "(paired, discordant items) against the swapped-audio control."))
+    tables.append(Table("stages", "Stages", [StageRow(s.name, s.dir.name, s.seconds, s.cached) for s in runner.stages],
+                        StageRow, caption="Seconds are those of the run that computed the stage."))
 
     # curves
     curves = []
@@ -345,7 +355,8 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
                    "Qwen2.5-Omni thinker architecture trained on synthetic dialogues for minutes on a CPU. It "
                    "shows the method's mechanics and the listening controls; it is not a reproduction of the "
                    "paper's numbers on real benchmarks.",
-        "setting": setting, "notices": notices, "design": DESIGN_NOTES, "tables": tables, "curves": curves,
+        "setting": setting, "notices": notices, "design": DESIGN_NOTES, "tables": [t.to_dict() for t in tables],
+        "curves": curves,
         "figures": figures,
         "examples": examples,
         "accuracy_by_condition": acc_curve, "checks": checks, "config": cfg.to_dict(),
@@ -410,17 +421,16 @@ def _ask_hint(out: Path, rows: list[ModelRow], examples: list[dict]) -> str:
 def print_summary(results: dict) -> None:
     """The accuracy table on the terminal."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Table as RichTable
 
     acc = next(t for t in results["tables"] if t["id"] == "accuracy")
-    table = Table(title=acc["title"])
+    table = RichTable(title=acc["title"])
     cols = ["model", "prompt", "own", "swapped", "silence", "own - swapped", "n"]
-    idx = [acc["columns"].index(cname) for cname in cols]
     for cname in cols:
         table.add_column(cname, justify="left" if cname in ("model", "prompt") else "right")
     for row in acc["rows"]:
-        table.add_row(*[("-" if row[i] is None else f"{row[i]:.3f}" if isinstance(row[i], float) else str(row[i]))
-                        for i in idx])
+        cells = [row[c] for c in cols]
+        table.add_row(*[("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for v in cells])
     console = Console()
     console.print(table)
     for n in results["notices"]:
