@@ -8,6 +8,7 @@ from tgsr.analysis.attention import (
     BlockLayout,
     analyze_example,
     block_attention,
+    cited_audio_keys,
     partition_blocks,
     reduce_full_attentions,
     summarize,
@@ -171,6 +172,44 @@ def test_every_family_block_sums_and_phases(fixture, request):
         out = lm.model(**inputs, output_attentions=True, use_cache=False)
     ref = reduce_full_attentions(out.attentions, lay, rows)
     assert torch.allclose(res.mass, ref.mass, atol=1e-6, rtol=0)
+    # the mass inside the cited span (0.18-1.20 s of the 1.5 s clip) equals the full weights' too
+    ids = inputs["input_ids"][0]
+    positions = (ids == lm.audio_token_id).nonzero().flatten().tolist()
+    keys = cited_audio_keys(comp, positions, 1.5, ids.shape[0])
+    assert 0 < int(keys.sum()) < len(positions)
+    ref_span = torch.stack([w[0, :, rows[0]:rows[1], :].double().mean(0)[:, keys].sum(-1) for w in out.attentions])
+    assert torch.allclose(res.span_mass, ref_span, atol=1e-6, rtol=0)
+    assert res.span_share == pytest.approx(int(keys.sum()) / len(positions))
+    ratio = res.span_ratio()
+    assert ratio.shape == res.total.shape and torch.isfinite(ratio).all() and ratio.min() > 0
+
+
+def test_cited_spans_map_onto_the_audio_tokens_uniformly():
+    positions = list(range(20, 30))                      # 10 audio tokens for a 5 s clip: 0.5 s each
+    keys = cited_audio_keys("From 1.00s to 2.00s, a beep. From 4.80s to 9.00s, the end.", positions, 5.0, 40)
+    assert keys.nonzero().flatten().tolist() == [22, 23, 29]   # [1, 2) s -> tokens 2-3; the end clipped to 5 s
+    assert cited_audio_keys("Final answer: (a)", positions, 5.0, 40) is None
+    assert cited_audio_keys("From 6.00s to 7.00s, after the clip.", positions, 5.0, 40) is None
+
+
+def test_span_ratio_is_pooled_over_the_tokens_of_citing_items():
+    lay = BlockLayout(bounds=((0, 1), (1, 5), (5, 6), (6, 8)), seq_len=8)
+    mass = torch.tensor([[[0.1, 0.8, 0.05, 0.05], [0.2, 0.4, 0.2, 0.2]]], dtype=torch.float64)  # 1 layer, 2 tokens
+    from tgsr.analysis.attention import BlockAttention
+
+    cited = BlockAttention(mass=mass, per_token=mass, total=mass.sum(-1), layout=lay, rows=(5, 7),
+                           phases=["reasoning", "answer"], span_mass=torch.tensor([[0.4, 0.1]], dtype=torch.float64),
+                           span_share=0.25)
+    plain = BlockAttention(mass=mass, per_token=mass, total=mass.sum(-1), layout=lay, rows=(5, 7),
+                           phases=["reasoning", "answer"])
+    s = summarize([cited, plain])
+    # token ratios: (0.4 / 0.8) / 0.25 = 2.0 and (0.1 / 0.4) / 0.25 = 1.0
+    assert s["span_ratio"]["all"]["mean"] == pytest.approx(1.5)
+    assert s["span_ratio"]["answer"]["mean"] == pytest.approx(1.0)
+    assert s["span_ratio"]["n_with_span"] == 1 and s["span_ratio"]["n_without_span"] == 1
+    from tgsr.analysis.attention import table4_rows
+
+    assert "| 1.00 (1) |" in table4_rows({"m": s})
 
 
 def test_run_attention_resumes_and_records_failures(tiny_omni_dir, tmp_path):

@@ -17,6 +17,15 @@ during generation. During that forward pass the decoder's attention runs through
 exact eager attention query-chunk by query-chunk, reduces each chunk's weights to
 ``[rows, n_blocks]`` at once and drops them. Peak extra memory is one chunk of one layer,
 ``H x chunk x K`` floats, instead of ``L x H x K x K`` for ``output_attentions=True``.
+
+**Attention inside the cited spans.** The output's valid citations (``tgsr.spans.find_spans``,
+merged) are mapped onto the clip's audio tokens, which cover the clip uniformly in time (token
+``j`` of ``n`` holds ``[j, j + 1) x duration / n``). For each generated token the recorder also
+keeps the mass on those keys; the **span ratio** is that mass's share of the token's audio mass,
+divided by the span keys' share of the audio keys. 1 means the token attends to the cited audio
+no more than to any other audio; above 1 it looks where the reasoning says it listened. It is
+pooled over tokens like the block masses, over all tokens and the answer tokens, for items that
+cite (others are counted in ``n_without_span``).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from . import PROBE_QUERIES
 
 BLOCKS: tuple[str, ...] = ("system", "audio", "question", "output")
 PHASES: tuple[str, ...] = ("reasoning", "timestamp", "answer")
+SPAN_GROUPS: tuple[str, ...] = ("all", "answer")   # token groups of the cited-span ratio
 IMPL_NAME = "tgsr_block_attention"
 DEFAULT_CHUNK = 128
 
@@ -102,11 +112,13 @@ def partition_blocks(blocks: Mapping[str, tuple[int, int]], seq_len: int) -> Blo
 class _Recorder:
     """Receives attention chunks and keeps only the per-block reductions of the wanted rows."""
 
-    def __init__(self, layout: BlockLayout, rows: tuple[int, int]):
+    def __init__(self, layout: BlockLayout, rows: tuple[int, int], span_keys: torch.Tensor | None = None):
         self.layout = layout
         self.rows = rows
+        self.span_keys = span_keys                      # [K] bool: audio keys inside the cited spans
         self.layers: dict[int, torch.Tensor] = {}      # layer -> [n_rows, n_blocks] float64
         self.totals: dict[int, torch.Tensor] = {}      # layer -> [n_rows] float64
+        self.spans: dict[int, torch.Tensor] = {}       # layer -> [n_rows] float64, mass on span_keys
         self.peak_chunk_bytes = 0
 
     def consume(self, layer: int, q0: int, weights: torch.Tensor) -> None:
@@ -123,13 +135,18 @@ class _Recorder:
             self.totals[layer] = torch.zeros(r1 - r0, dtype=torch.float64)
         self.layers[layer][lo - r0:hi - r0] = masses.cpu()
         self.totals[layer][lo - r0:hi - r0] = w.sum(dim=-1).cpu()
+        if self.span_keys is not None:
+            if layer not in self.spans:
+                self.spans[layer] = torch.zeros(r1 - r0, dtype=torch.float64)
+            self.spans[layer][lo - r0:hi - r0] = w[:, self.span_keys.to(w.device)].sum(dim=-1).cpu()
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def result(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         layers = sorted(self.layers)
         if not layers:
             raise RuntimeError("no decoder layer reported attention: the model did not dispatch its attention "
                                "through transformers' attention interface")
-        return (torch.stack([self.layers[i] for i in layers]), torch.stack([self.totals[i] for i in layers]))
+        spans = torch.stack([self.spans[i] for i in layers]) if self.span_keys is not None else None
+        return (torch.stack([self.layers[i] for i in layers]), torch.stack([self.totals[i] for i in layers]), spans)
 
 
 def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -196,7 +213,8 @@ def decoder_attention_modules(model) -> list[torch.nn.Module]:
 
 
 @contextlib.contextmanager
-def recording(model, layout: BlockLayout, rows: tuple[int, int], chunk: int = DEFAULT_CHUNK) -> Iterator[_Recorder]:
+def recording(model, layout: BlockLayout, rows: tuple[int, int], chunk: int = DEFAULT_CHUNK,
+              span_keys: torch.Tensor | None = None) -> Iterator[_Recorder]:
     """Route the decoder's attention through ``block_attention_forward`` for one forward pass."""
     _register()
     mods = decoder_attention_modules(model)
@@ -204,7 +222,7 @@ def recording(model, layout: BlockLayout, rows: tuple[int, int], chunk: int = DE
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
     configs.setdefault(id(decoder.config), decoder.config)
     saved = {k: c._attn_implementation for k, c in configs.items()}
-    rec = _Recorder(layout, rows)
+    rec = _Recorder(layout, rows, span_keys)
     try:
         for c in configs.values():
             c._attn_implementation = IMPL_NAME
@@ -226,7 +244,9 @@ class BlockAttention:
     """Per-layer block attention of the generated tokens of one sequence.
 
     ``mass`` and ``per_token`` are ``[layers, n_generated, n_blocks]`` (float64); ``total`` is
-    each row's summed attention, ``[layers, n_generated]`` (1 up to rounding).
+    each row's summed attention, ``[layers, n_generated]`` (1 up to rounding). ``span_mass``
+    (``[layers, n_generated]``) is the mass on the audio keys inside the output's cited spans,
+    ``span_share`` those keys' share of the audio keys (both None without a citation).
     """
 
     mass: torch.Tensor
@@ -236,6 +256,16 @@ class BlockAttention:
     rows: tuple[int, int]
     peak_chunk_bytes: int = 0
     phases: list[str] = field(default_factory=list)
+    span_mass: torch.Tensor | None = None
+    span_share: float | None = None
+
+    def span_ratio(self) -> torch.Tensor | None:
+        """``[layers, n_generated]``: span mass / audio mass, over span keys / audio keys (module doc)."""
+        if self.span_mass is None or not self.span_share:
+            return None
+        audio = self.mass[:, :, BLOCKS.index("audio")]
+        return torch.where(audio > 0, self.span_mass / audio.clamp(min=1e-300), torch.zeros_like(audio)) \
+            / self.span_share
 
 
 def _per_token(mass: torch.Tensor, layout: BlockLayout, rows: tuple[int, int]) -> torch.Tensor:
@@ -245,8 +275,10 @@ def _per_token(mass: torch.Tensor, layout: BlockLayout, rows: tuple[int, int]) -
 
 @torch.no_grad()
 def block_attention(model, inputs: Mapping[str, torch.Tensor], layout: BlockLayout,
-                    rows: tuple[int, int], *, chunk: int = DEFAULT_CHUNK) -> BlockAttention:
-    """One forward pass over ``inputs`` (batch of one), keeping block reductions of ``rows``."""
+                    rows: tuple[int, int], *, chunk: int = DEFAULT_CHUNK,
+                    span_keys: torch.Tensor | None = None) -> BlockAttention:
+    """One forward pass over ``inputs`` (batch of one), keeping block reductions of ``rows``, and the
+    mass on ``span_keys`` (a ``[seq_len]`` bool mask of audio keys) when given."""
     ids = inputs["input_ids"]
     if ids.shape[0] != 1:
         raise ValueError("block_attention runs one sequence at a time (batch size 1)")
@@ -257,13 +289,35 @@ def block_attention(model, inputs: Mapping[str, torch.Tensor], layout: BlockLayo
     was_training = model.training
     model.eval()
     try:
-        with recording(model, layout, rows, chunk) as rec:
+        with recording(model, layout, rows, chunk, span_keys) as rec:
             model(**inputs, use_cache=False)
     finally:
         model.train(was_training)
-    mass, total = rec.result()
+    mass, total, span_mass = rec.result()
     return BlockAttention(mass=mass, per_token=_per_token(mass, layout, rows), total=total,
-                          layout=layout, rows=rows, peak_chunk_bytes=rec.peak_chunk_bytes)
+                          layout=layout, rows=rows, peak_chunk_bytes=rec.peak_chunk_bytes, span_mass=span_mass)
+
+
+def cited_audio_keys(text: str, audio_positions: Sequence[int], duration: float, seq_len: int
+                     ) -> torch.Tensor | None:
+    """``[seq_len]`` bool mask of the audio tokens inside the text's valid citations (merged, clipped to
+    the clip), the tokens covering the clip uniformly; None when nothing is cited inside the clip."""
+    import math
+
+    from ..spans import find_spans
+
+    n = len(audio_positions)
+    if n == 0 or duration <= 0:
+        return None
+    mask = torch.zeros(seq_len, dtype=torch.bool)
+    for s in find_spans(text):
+        a, b = max(0.0, s.start), min(duration, s.end)
+        if not s.valid or b <= a:
+            continue
+        j0, j1 = int(math.floor(a / duration * n)), int(math.ceil(b / duration * n))
+        for j in range(j0, min(j1, n)):
+            mask[audio_positions[j]] = True
+    return mask if bool(mask.any()) else None
 
 
 def reduce_full_attentions(attentions: Sequence[torch.Tensor], layout: BlockLayout,
@@ -346,6 +400,11 @@ def accumulate(result: BlockAttention) -> dict:
     for norm in ("mass", "per_token"):
         t = getattr(result, norm)
         acc["sums"][norm] = {g: (t[:, idx].sum(dim=1).tolist() if idx else None) for g, idx in groups.items()}
+    ratio = result.span_ratio()
+    if ratio is not None:  # [L, n] -> per-layer sums over the group's tokens
+        acc["span_ratio"] = {g: (ratio[:, idx].sum(dim=1).tolist() if idx else None)
+                             for g, idx in groups.items() if g in SPAN_GROUPS}
+        acc["span_share"] = result.span_share
     return acc
 
 
@@ -374,6 +433,19 @@ def summarize_accumulators(accs: Sequence[dict]) -> dict:
                 "mean": {b: float(by_layer[:, j].mean()) for j, b in enumerate(BLOCKS)},
             }
         out[norm] = sec
+    cited = [a for a in accs if "span_ratio" in a]
+    span: dict = {"n_with_span": len(cited), "n_without_span": len(accs) - len(cited),
+                  "mean_span_share": float(sum(a["span_share"] for a in cited) / len(cited)) if cited else None}
+    for g in SPAN_GROUPS:
+        n = sum(a["counts"][g] for a in cited if a["span_ratio"].get(g) is not None)
+        if n == 0:
+            span[g] = {"n_tokens": 0}
+            continue
+        total = sum(torch.tensor(a["span_ratio"][g], dtype=torch.float64) for a in cited
+                    if a["span_ratio"].get(g) is not None)
+        by_layer = total / n
+        span[g] = {"n_tokens": n, "by_layer": by_layer.tolist(), "mean": float(by_layer.mean())}
+    out["span_ratio"] = span
     return out
 
 
@@ -386,8 +458,8 @@ def table4_rows(summaries: Mapping[str, dict], norm: str = "mass") -> str:
     """Markdown in the style of the paper's Table 4: audio attention overall / reasoning / answer."""
     title = {"mass": "summed (attention mass)", "per_token": "per token (block mean)"}.get(norm, norm)
     lines = [f"Audio attention of generated tokens, {title}, mean over layers:", "",
-             "| model | overall | reasoning | timestamp | answer | tokens |",
-             "|---|---|---|---|---|---|"]
+             "| model | overall | reasoning | timestamp | answer | tokens | cited-span ratio, answer (items) |",
+             "|---|---|---|---|---|---|---|"]
     for label, s in summaries.items():
         sec = s.get(norm, {})
 
@@ -396,7 +468,13 @@ def table4_rows(summaries: Mapping[str, dict], norm: str = "mass") -> str:
             m = sec.get(g, {}).get("mean")
             cells.append(f"{m['audio']:.4f}" if m else "n/a")
         n = sec.get("all", {}).get("n_tokens", 0)
-        lines.append(f"| {label} | {' | '.join(cells)} | {n} |")
+        span = s.get("span_ratio", {})
+        ratio = span.get("answer", {}).get("mean")
+        ratio_cell = f"{ratio:.2f} ({span.get('n_with_span', 0)})" if ratio is not None else "n/a"
+        lines.append(f"| {label} | {' | '.join(cells)} | {n} | {ratio_cell} |")
+    lines += ["", "Cited-span ratio: the answer tokens' audio attention inside the cited spans, as a share of "
+              "their audio attention, over the spans' share of the audio tokens (1: no preference for the "
+              "cited audio)."]
     return "\n".join(lines)
 
 
@@ -414,7 +492,7 @@ class AttentionJob:
 
 
 def analyze_example(lm, audio, conversation, *, max_new_tokens: int = 128, chunk: int = DEFAULT_CHUNK,
-                    completion: str | None = None) -> tuple[BlockAttention, str]:
+                    completion: str | None = None, sample_rate: int = 16000) -> tuple[BlockAttention, str]:
     """Generate greedily, then measure block attention in one teacher-forced forward pass.
 
     ``lm`` is a ``tgsr.models.AudioLM``. With ``completion`` the given text (plus the
@@ -444,9 +522,13 @@ def analyze_example(lm, audio, conversation, *, max_new_tokens: int = 128, chunk
     full["attention_mask"] = torch.ones_like(full["input_ids"])
     seq = full["input_ids"].shape[1]
     layout = partition_blocks(lm.token_blocks(full["input_ids"][0], n_generated=n), seq)
-    # row P-1+i is the query that produced generated token i
-    result = block_attention(lm.model, full, layout, (P - 1, P - 1 + n), chunk=chunk)
     text = lm.tokenizer.decode(ids.tolist(), skip_special_tokens=True)
+    audio_positions = (full["input_ids"][0, :P] == lm.audio_token_id).nonzero().flatten().tolist()
+    span_keys = cited_audio_keys(text, audio_positions, len(audio) / sample_rate, seq)
+    # row P-1+i is the query that produced generated token i
+    result = block_attention(lm.model, full, layout, (P - 1, P - 1 + n), chunk=chunk, span_keys=span_keys)
+    if span_keys is not None:
+        result.span_share = int(span_keys.sum()) / len(audio_positions)
     result.phases = token_phases(text, token_char_spans(lm.tokenizer, ids.tolist()))
     return result, text
 
@@ -562,7 +644,7 @@ def _attention_items(lm, jobs: Sequence[AttentionJob], out_dir, *, max_new_token
 __all__ = [
     "BLOCKS", "PHASES", "PROBE_QUERIES", "BlockLayout", "BlockAttention", "partition_blocks",
     "block_attention", "block_attention_forward", "reduce_full_attentions", "recording",
-    "decoder_attention_modules", "token_char_spans", "token_phases",
+    "decoder_attention_modules", "token_char_spans", "token_phases", "cited_audio_keys", "SPAN_GROUPS",
     "summarize", "summarize_accumulators", "accumulate", "table4_rows", "AttentionJob", "analyze_example",
     "jobs_from_qa", "jobs_from_run", "run_attention",
 ]
