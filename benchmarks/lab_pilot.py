@@ -24,6 +24,11 @@ resumes from its last checkpoint and an evaluation from its last item. Usage:
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/lab_pilot.py --root runs/lab-pilot \\
         [--sta-steps 400] [--read-at-steps 250] [--sft-steps 400] [--part sta --part read_at --part sft]
 
+``--scenes tones`` runs the same on the pure-tone scenes (``tgsr data lab --scenes tones``),
+``--read-at-every-beep`` asks ``read_at`` of every tone (four rows per scene, in training and in
+``validation/read_at.jsonl``), and ``--read-at-target direct`` trains (b) on the answer line alone
+(direct prompt) instead of the grounded rationale; (b) also records the letters answered.
+
 ``--part`` runs only the named parts (default: all three, in order); two processes may run
 different parts at once once (a) is trained, e.g. ``--part sft`` beside ``--part sta --part
 read_at``. Prints the figures and merges them into ROOT/pilot.json.
@@ -35,7 +40,7 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,6 +50,7 @@ import torch  # noqa: E402
 
 from tgsr.cli import main as tgsr  # noqa: E402
 from tgsr.eval.metrics import first_cited_span, iou  # noqa: E402
+from tgsr.prompts import final_answer_line  # noqa: E402
 from tgsr.records import Prediction, QAExample, read_jsonl, write_jsonl  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "tiny-cpu"
@@ -94,6 +100,12 @@ def sta_by_phrase(run_dir: Path) -> dict:
     return {k: {"n": len(v), "mean_iou": round(sum(v) / len(v), 3)} for k, v in sorted(ious.items())}
 
 
+def answer_counts(run_dir: Path) -> dict:
+    """How often each letter was answered (None: unparseable), to tell a constant answer from reading."""
+    preds = read_jsonl(run_dir / "predictions.jsonl", Prediction, resolve_audio=False).records
+    return dict(sorted(Counter(str(p.pred_letter) for p in preds).items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, default=Path("runs/lab-pilot"))
@@ -104,6 +116,14 @@ def main() -> None:
     ap.add_argument("--sft-steps", type=int, default=400)
     ap.add_argument("--part", action="append", choices=PARTS,
                     help="run only this part (repeatable; default all): sta (a), read_at (b), sft (c, with the gate)")
+    ap.add_argument("--scenes", choices=["speech", "tones"], default="speech",
+                    help="the lab's scene kind (tgsr data lab --scenes): spoken dialogues or pure-tone clips")
+    ap.add_argument("--read-at-every-beep", action="store_true",
+                    help="read_at asked of every beep (four rows per scene, tgsr data lab --read-at-every-beep), "
+                         "in training and in validation/read_at.jsonl")
+    ap.add_argument("--read-at-target", choices=["rationale", "direct"], default="rationale",
+                    help="(b)'s target: the grounded rationale (copy the given span, then the pitch; default) or "
+                         "the answer line alone (prompt_style direct), so that every gradient is about the pitch")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,8 +134,14 @@ def main() -> None:
                                   if k != "part"}}
 
     if not (lab / "manifest.json").is_file():
+        every = ["--read-at-every-beep"] if args.read_at_every_beep else []
         run("data", "lab", "--out", lab, "--train", args.train_scenes, "--validation", args.validation_scenes,
-            "--test", 0, "--read-at", "validation", "--no-progress")
+            "--test", 0, "--read-at", "validation", "--scenes", args.scenes, *every, "--no-progress")
+    made = json.loads((lab / "manifest.json").read_text())
+    if (made.get("scenes", "speech"), made.get("read_at_every_beep", False)) != (args.scenes,
+                                                                                  args.read_at_every_beep):
+        sys.exit(f"{lab} holds {made.get('scenes', 'speech')} scenes (read_at_every_beep "
+                 f"{made.get('read_at_every_beep', False)}); use another --root for these settings")
     if not (init / "config.json").is_file():
         run("model", "tiny", "--family", "qwen2.5-omni", "--size", "s", "--out", init, "--hop-length", 320)
 
@@ -153,16 +179,23 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
     """(b) Reading at a given span, alone, from the init: the pitch of the beep from X to Y."""
     val = lab / "validation"
     rows = [x for x in read_jsonl(lab / "train" / "qa.jsonl", QAExample).records if x.task == "read_at"]
+    direct = args.read_at_target == "direct"
+    if direct:  # the reasoning reduced to the answer line, as the demo's base is trained
+        for x in rows:
+            x.rationale = x.rationale_plain = final_answer_line(x.answer, x.choices)
     only = root / "train_read_at.jsonl"
     write_jsonl(only, rows)
     read_at = root / "read_at"
-    train("sft", read_at, [f"tgsr.model={init}", f"tgsr.train_file={only}", "tgsr.target=rationale",
-                           "tgsr.prompt_style=grounded", f"max_steps={args.read_at_steps}"])
-    figures["read_at_alone"] = {}
+    style = "direct" if direct else "grounded"
+    train("sft", read_at, [f"tgsr.model={init}", f"tgsr.train_file={only}",
+                           f"tgsr.target={'rationale_plain' if direct else 'rationale'}",
+                           f"tgsr.prompt_style={style}", f"max_steps={args.read_at_steps}"])
+    figures["read_at_alone"] = {"target": args.read_at_target}
     for cond in ("own", "swapped"):
         m = evaluate(read_at, root / "eval" / f"read_at-alone-{cond}", "synthetic", val / "read_at.jsonl", cond,
-                     "--prompt", "grounded", "--max-new-tokens", 48)
+                     "--prompt", style, "--max-new-tokens", 24 if direct else 48)
         figures["read_at_alone"][cond] = m["accuracy"]
+        figures["read_at_alone"][f"{cond}_answers"] = answer_counts(root / "eval" / f"read_at-alone-{cond}")
     figures["read_at_alone"]["contrast"] = contrast(root / "eval" / "read_at-alone-own",
                                                     root / "eval" / "read_at-alone-swapped",
                                                     root / "eval" / "read_at-alone-contrast.json")
