@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tgsr.demo import DEMO_RECIPES, DemoConfig, StageRunner, _binom_sf, listening_check, run_demo
+from tgsr.demo import DEMO_RECIPES, DemoConfig, StageRunner, listening_check, run_demo
 from tgsr.records import Prediction, write_jsonl
 
 
@@ -69,17 +69,27 @@ def test_interrupted_stage_is_wiped_unless_resumable(tmp_path):
     assert seen == {"train": False, "eval": True}
 
 
-def test_binomial_tail():
-    assert _binom_sf(0, 10, 0.25) == pytest.approx(1.0)
-    assert _binom_sf(10, 10, 0.5) == pytest.approx(0.5 ** 10)
-    assert _binom_sf(3, 4, 0.5) == pytest.approx(5 / 16)
+def test_listening_gate_p_values_match_scipy():
+    from scipy.stats import binomtest
+
+    from tgsr.analysis.listening import listening_gate
+
+    own = [i % 5 < 2 for i in range(60)]          # 0.40
+    swapped = [i % 10 == 0 for i in range(60)]    # 0.10, nested in own
+    g = listening_gate(own, swapped, 0.25, alpha=0.05)
+    assert g["p_above_chance"] == pytest.approx(binomtest(24, 60, 0.25, alternative="greater").pvalue)
+    assert g["p_above_swapped"] == pytest.approx(binomtest(18, 18, 0.5, alternative="greater").pvalue)
+    assert g["passed"] and g["only_own_correct"] == 18 and g["only_swapped_correct"] == 0
+    with pytest.raises(Exception, match="swapped"):
+        listening_gate(own, swapped[:-1], 0.25)
 
 
 def _run(tmp_path: Path, name: str, correct: list[bool]) -> object:
     from tgsr.demo import Stage
 
     d = tmp_path / name
-    write_jsonl(d / "predictions.jsonl", [Prediction(id=f"q{i}", completion="x", correct=c, gold_letter="a")
+    write_jsonl(d / "predictions.jsonl", [Prediction(id=f"q{i}", completion="x", correct=c, gold_letter="a",
+                                                     meta={"choices": ["w", "x", "y", "z"]})
                                           for i, c in enumerate(correct)])
     n = len(correct)
     return Stage(name, d, name, {"tgsr": {"items": n, "accuracy": 100.0 * sum(correct) / n}, "chance": 0.25},
@@ -169,7 +179,8 @@ def test_result_tables_are_rows_by_column_name():
 
 def _tiny_config() -> DemoConfig:
     cfg = DemoConfig(
-        name="test", recipes=DEMO_RECIPES / "quick", n_train_clips=5, n_test_clips=3, model_size="xs",
+        name="test", recipes=DEMO_RECIPES / "quick", n_train_clips=5, n_test_clips=3, n_validation_clips=3,
+        validation_items=4, model_size="xs",
         families=("longest_turn", "start_range", "turn_start"),
         eval_items=4, eval_batch_size=4, timestamp_items=3, attention_items=1, examples=1)
     # the quick recipes, smaller still (`tgsr train` overrides)
@@ -189,11 +200,16 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     #    discordant items), so GRPO is not run and the report says so.
     first = run_demo(cfg, out, threads=1)
     skipped = [r for r in first["tables"][0]["rows"] if r["note"].startswith("not trained")]
-    assert len(skipped) == 3 and all(r["own"] is None for r in skipped)
+    assert len(skipped) == 4 and all(r["own"] is None for r in skipped)
+    # the gate scored the validation split, never test items
+    assert all(c["n"] == 4 for c in first["checks"].values())
+    gate_runs = sorted(out.glob("stages/eval-*-validation-own-*/predictions.jsonl"))
+    assert len(gate_runs) == 2
+    assert all(line.startswith('{"id": "validation-') for f in gate_runs for line in f.read_text().splitlines())
     assert any(n["text"].startswith("GRPO was not run") for n in first["notices"])
     assert all(not c["passed"] for c in first["checks"].values())
 
-    # 2. --grpo-anyway trains the three GRPO models; everything before them is cached.
+    # 2. --grpo-anyway trains the four GRPO arms; everything before them is cached.
     results = run_demo(cfg, out, threads=1, grpo_anyway=True)
     log = capsys.readouterr().out
     assert "synthesise the corpus: cached" in log and "Stage 2: TGSR" in log
@@ -201,7 +217,16 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     tables = {t["id"]: t for t in saved["tables"]}
     assert {"accuracy", "timestamps", "behaviours", "attention", "listening_check", "stages"} <= set(tables)
     acc_rows = tables["accuracy"]["rows"]
-    assert len(acc_rows) == 7  # base, only STA, SFT plain, STA + grounded SFT, three GRPO runs
+    assert len(acc_rows) == 8  # base, only STA, SFT plain, grounded SFT, four GRPO arms
+    recipes = {r["model"]: r["recipe"] for r in acc_rows}
+    assert recipes["Reasoning SFT w/o timestamps"].startswith("pi_0 ->")  # both SFTs from pi_0
+    grpo_recipes = [v for k, v in recipes.items() if k.startswith(("TGSR", "GRPO"))]
+    assert len(grpo_recipes) == 4 and all(v.endswith("KL to pi_0") for v in grpo_recipes)
+    sta_model = str(next(out.glob("stages/sta-*")) / "model")
+    for summary in out.glob("stages/grpo-*/stage.json"):
+        assert json.loads(summary.read_text())["summary"]["reference_model"] == sta_model
+    contrasts = tables["contrasts"]["rows"]
+    assert len(contrasts) == 6 and all(r["n"] == 4 and 0 <= r["McNemar p"] <= 1 for r in contrasts)
     assert all(list(row) == tables["accuracy"]["columns"] for row in acc_rows)
     for key in ("own", "swapped", "silence"):
         assert all(row[key] is not None for row in acc_rows)

@@ -38,7 +38,6 @@ from .pipeline import default_threads, make_base_provenance, run_demo
 from .results import assemble_results, print_summary
 from .stages import ModelRow, Stage, StageRunner
 from .steps import (
-    _binom_sf,
     _check_base_seed,
     adopt_base,
     build_base,
@@ -72,7 +71,6 @@ __all__ = [
     "print_summary",
     "Stage",
     "StageRunner",
-    "_binom_sf",
     "_check_base_seed",
     "adopt_base",
     "build_base",

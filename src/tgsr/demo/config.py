@@ -27,7 +27,7 @@ PACKAGED_BASE = Path(__file__).resolve().parent.parent / "assets" / "demo_base"
 DEMO_RECIPES = Path(__file__).resolve().parent.parent / "assets" / "demo_recipes"
 RECIPE_STAGES = ("base", "sta", "sft", "grpo")
 # Bump when a stage's code changes what it writes, so old caches are not reused.
-STAGE_CODE_VERSION = 4
+STAGE_CODE_VERSION = 5
 
 # What the demo sets for each stage itself (start model, rows, per-arm target, prompt and reward
 # preset); a recipe that set them would be overridden without a word, so it is refused.
@@ -51,6 +51,11 @@ class DemoConfig:
     # Test clips 0-79 of this seed were looked at while the question families were chosen
     # (docs/demo.md); the demo is scored on the fresh dialogues after them (same unseen voices).
     first_test_clip: int = 80
+    # The listening gate runs on a validation split, never on test: unseen dialogues spoken by the
+    # held-out (test) voices, clips 140.. of that split, disjoint from the scored test dialogues.
+    n_validation_clips: int = 56
+    first_validation_clip: int = 140
+    validation_items: int = 96        # validation questions the gate scores (first N, whole clips)
     max_turns: int = 4                # short dialogues (~11 s): attention cost grows with the square
     max_seconds: float = 14.0
     model_size: str = "s"
@@ -70,7 +75,17 @@ class DemoConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> "DemoConfig":
         return cls(name="quick", seed=seed, recipes=DEMO_RECIPES / "quick", n_train_clips=16, n_test_clips=10,
-                   eval_items=16, eval_batch_size=16, timestamp_items=8, attention_items=2, examples=2)
+                   n_validation_clips=10, validation_items=16, eval_items=16, eval_batch_size=16,
+                   timestamp_items=8, attention_items=2, examples=2)
+
+    def __post_init__(self) -> None:
+        test = range(self.first_test_clip, self.first_test_clip + self.n_test_clips)
+        val = range(self.first_validation_clip, self.first_validation_clip + self.n_validation_clips)
+        if self.n_validation_clips < 1 or self.n_test_clips < 1:
+            raise ValueError("the demo needs at least one validation and one test clip")
+        if max(test.start, val.start) < min(test.stop, val.stop):
+            raise ValueError(f"validation clips {val.start}-{val.stop - 1} overlap the test clips "
+                             f"{test.start}-{test.stop - 1}: the gate would look at scored items")
 
     def with_overrides(self, stage: str, *items: str) -> "DemoConfig":
         """This configuration with ``key=value`` overrides (``tgsr train``'s syntax) on one stage's recipe."""

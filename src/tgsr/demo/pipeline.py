@@ -30,6 +30,16 @@ from .steps import (
 
 # ================================================================ the pipeline
 
+# The GRPO arms (key, label, reward preset of tgsr.train.config.ABLATIONS, start policy). Against
+# "tgsr", "answer_only" removes R_tg alone (same grounded prompt and start); "grounding_f1"
+# replaces compaction by a verified grounding reward; "no_grounding" is the paper's w/o-grounding
+# arm (plain prompt, answer reward). The paper's "w/o compaction" is not an arm here: when every
+# answer cites at most one span (as here), C(k) = C_max for both, and it is the paper's run again.
+GRPO_ARMS = (("tgsr", "TGSR: GRPO (answer + compaction)", "paper", "sft_grounded"),
+             ("grpo_grounding_f1", "GRPO answer + verified grounding (F1)", "grounding_f1", "sft_grounded"),
+             ("grpo_answer_only", "GRPO answer only, grounded prompt (w/o R_tg)", "answer_only", "sft_grounded"),
+             ("grpo_no_grounding", "GRPO w/o grounding", "no_grounding", "sft_plain"))
+
 def default_threads() -> int:
     """Two threads on an idle 2-core machine; one when other jobs keep the cores busy
     (oversubscribed threads make each step several times slower, measured)."""
@@ -87,57 +97,58 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
     if base_only:
         return make_base_provenance(cfg, runner, corpus, base, common)
 
-    # 3. Stage 1 and the SFT models
+    # 3. Stage 1 gives pi_0; both reasoning SFTs start from it, with the same recipe and steps
     sta = runner.run("sta", {**common, "recipe": cfg.recipe_settings("sta")},
-                     lambda d: train_sta(cfg, d, base, corpus), base, corpus, title="Stage 1: STA (turn level)")
+                     lambda d: train_sta(cfg, d, base, corpus), base, corpus, title="Stage 1: STA (turn level): pi_0")
     sft_plain = runner.run("sft-plain", {**common, "recipe": cfg.recipe_settings("sft")},
-                           lambda d: train_sft(cfg, d, base, corpus, "rationale_plain", "cot"), base, corpus,
-                           title="reasoning SFT without timestamps")
+                           lambda d: train_sft(cfg, d, sta, corpus, "rationale_plain", "cot"), sta, corpus,
+                           title="reasoning SFT without timestamps (from pi_0)")
     sft_grounded = runner.run("sft-grounded", {**common, "recipe": cfg.recipe_settings("sft")},
                               lambda d: train_sft(cfg, d, sta, corpus, "rationale", "grounded"), sta, corpus,
-                              title="grounded format warm start (after STA)")
+                              title="grounded reasoning SFT (from pi_0)")
 
     rows = [
         ModelRow("base", "Base (direct answers)", base, "direct", "tiny Omni + supervised direct answers"
                  + (" and turn-level timestamps (ordinal referents)" if _base_had_sta(cfg, base) else "")),
-        ModelRow("only_sta", "Only STA", sta, "direct", "base -> STA"),
-        ModelRow("sft_plain", "Reasoning SFT w/o timestamps", sft_plain, "cot", "base -> SFT(plain rationales)"),
-        ModelRow("sft_grounded", "STA + grounded SFT (GRPO start)", sft_grounded, "grounded",
-                 "base -> STA -> SFT(grounded rationales)"),
+        ModelRow("only_sta", "Only STA (pi_0)", sta, "direct", "base -> STA"),
+        ModelRow("sft_plain", "Reasoning SFT w/o timestamps", sft_plain, "cot", "pi_0 -> SFT(plain rationales)"),
+        ModelRow("sft_grounded", "Grounded SFT (GRPO start)", sft_grounded, "grounded",
+                 "pi_0 -> SFT(grounded rationales)"),
     ]
 
-    def run_evals(row: ModelRow, conditions=("own", "swapped", "silence")) -> None:
+    def run_evals(row: ModelRow, conditions=("own", "swapped", "silence"), split: str = "test") -> None:
         for cond in conditions:
-            if cond in row.evals:
+            name = cond if split == "test" else f"{split}-{cond}"
+            if name in row.evals:
                 continue
-            row.evals[cond] = runner.run(
-                f"eval-{row.key}-{cond}", {**common, "prompt": row.prompt, "items": cfg.eval_items,
+            items = cfg.validation_items if split == "validation" else cfg.eval_items
+            row.evals[name] = runner.run(
+                f"eval-{row.key}-{name}", {**common, "prompt": row.prompt, "items": items, "split": split,
                                            "max_new_tokens": _max_tokens(cfg, row.prompt)},
-                lambda d, row=row, cond=cond: evaluate(cfg, d, row.stage, corpus, row.prompt, cond),
-                row.stage, corpus, resumable=True, title=f"evaluate {row.label} [{cond} audio]")
+                lambda d, row=row, cond=cond: evaluate(cfg, d, row.stage, corpus, row.prompt, cond, split),
+                row.stage, corpus, resumable=True, title=f"evaluate {row.label} [{split}, {cond} audio]")
 
-    # 4a. the listening check on every policy GRPO would start from
+    # 4a. the listening gate on every policy GRPO would start from, on the validation split
     checks = {}
     for row in rows[2:]:
-        run_evals(row, ("own", "swapped"))
-        checks[row.key] = listening_check(row.evals["own"], row.evals["swapped"], cfg.alpha)
-        _echo(f"listening check for {row.label}: " + _check_line(checks[row.key]))
+        run_evals(row, ("own", "swapped"), split="validation")
+        checks[row.key] = listening_check(row.evals["validation-own"], row.evals["validation-swapped"], cfg.alpha)
+        _echo(f"listening gate (validation) for {row.label}: " + _check_line(checks[row.key]))
 
-    # 5. Stage 2 and the ablations
-    grpo_plan = [("tgsr", "TGSR: STA + GRPO (answer + compaction)", sft_grounded, "paper", "grounded", "sft_grounded"),
-                 ("grpo_no_compaction", "GRPO w/o compaction", sft_grounded, "no_compaction", "grounded",
-                  "sft_grounded"),
-                 ("grpo_no_grounding", "GRPO w/o grounding", sft_plain, "no_grounding", "cot", "sft_plain")]
-    for key, label, start, ablation, prompt, start_key in grpo_plan:
-        recipe = f"{dict((r.key, r.recipe) for r in rows)[start_key]} -> GRPO({ablation})"
+    # 5. Stage 2: the paper's reward and the arms that take one part of it away, all with the KL
+    # term to pi_0 (the paper's reference), each from the SFT policy of its prompt style
+    for key, label, ablation, start_key in GRPO_ARMS:
+        start = {"sft_grounded": sft_grounded, "sft_plain": sft_plain}[start_key]
+        recipe = f"{dict((r.key, r.recipe) for r in rows)[start_key]} -> GRPO({ablation}), KL to pi_0"
+        prompt = "cot" if start_key == "sft_plain" else "grounded"
         if not checks[start_key]["passed"] and not grpo_anyway:
             rows.append(ModelRow(key, label, None, prompt, recipe,
-                                 skipped=f"not trained: its start policy ({start_key}) failed the listening check"))
+                                 skipped=f"not trained: its start policy ({start_key}) failed the listening gate"))
             continue
         stage = runner.run(f"grpo-{key}", {**common, "recipe": cfg.recipe_settings("grpo"),
-                                                     "ablation": ablation},
-                           lambda d, start=start, ablation=ablation: train_grpo(cfg, d, start, corpus, ablation),
-                           start, corpus, title=f"Stage 2: {label}")
+                                           "ablation": ablation, "reference": "pi_0"},
+                           lambda d, start=start, ablation=ablation: train_grpo(cfg, d, start, sta, corpus, ablation),
+                           start, sta, corpus, title=f"Stage 2: {label}")
         rows.append(ModelRow(key, label, stage, prompt, recipe))
 
     # 4b. every model, every listening condition
@@ -189,10 +200,11 @@ def make_base_provenance(cfg: DemoConfig, runner: StageRunner, corpus: Stage, ba
     import sys
 
     row = ModelRow("base", "Base (direct answers)", base, "direct", "base")
-    evals = {cond: runner.run(f"eval-base-{cond}", {**common, "prompt": "direct", "items": cfg.eval_items,
-                                                     "max_new_tokens": _max_tokens(cfg, "direct")},
-                              lambda d, cond=cond: evaluate(cfg, d, base, corpus, "direct", cond), base, corpus,
-                              resumable=True, title=f"evaluate {row.label} [{cond} audio]")
+    evals = {cond: runner.run(f"eval-base-validation-{cond}",
+                              {**common, "prompt": "direct", "items": cfg.validation_items, "split": "validation",
+                               "max_new_tokens": _max_tokens(cfg, "direct")},
+                              lambda d, cond=cond: evaluate(cfg, d, base, corpus, "direct", cond, "validation"),
+                              base, corpus, resumable=True, title=f"evaluate {row.label} [validation, {cond} audio]")
              for cond in ("own", "swapped")}
     check = listening_check(evals["own"], evals["swapped"], cfg.alpha)
     _echo("listening check of the base model: " + _check_line(check))

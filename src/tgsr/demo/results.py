@@ -15,6 +15,7 @@ from .tables import (
     AttentionRow,
     BehaviourRow,
     CitationRow,
+    ContrastRow,
     ListeningCheckRow,
     StageRow,
     Table,
@@ -39,7 +40,16 @@ def _check_line(c: dict) -> str:
 
 
 SHORT_LABELS = {"base": "base", "only_sta": "only STA", "sft_plain": "SFT plain", "sft_grounded": "grounded SFT",
-                "tgsr": "TGSR", "grpo_no_compaction": "w/o compaction", "grpo_no_grounding": "w/o grounding"}
+                "tgsr": "TGSR", "grpo_grounding_f1": "grounding F1", "grpo_answer_only": "w/o R_tg",
+                "grpo_no_grounding": "w/o grounding"}
+
+# The paired contrasts the demo reports (A, B, what A - B measures), on the own-audio test runs.
+CONTRASTS = (("tgsr", "sft_grounded", "GRPO: TGSR against its start policy"),
+             ("tgsr", "grpo_answer_only", "R_tg: answer + compaction against the answer reward alone"),
+             ("grpo_grounding_f1", "tgsr", "verified grounding (F1) against compaction"),
+             ("tgsr", "grpo_no_grounding", "grounding: grounded against plain GRPO"),
+             ("sft_grounded", "sft_plain", "grounded against plain reasoning SFT, both from pi_0"),
+             ("only_sta", "base", "Stage 1: after STA against the base (direct answers)"))
 
 DESIGN_NOTES = [
     "Scale: a ~1.5 M-parameter model of the Qwen2.5-Omni thinker architecture, random init, trained for minutes on "
@@ -56,7 +66,10 @@ DESIGN_NOTES = [
     "task in its batches, since the tiny model otherwise forgets how to answer.",
     "Rationales are cut to their first claim and the answer line (~40 tokens); a short SFT on them gives the "
     "grounded (and the plain) reasoning format that an instruction-tuned LALM would follow zero-shot.",
-    "GRPO starts only from a policy that passes the listening check (above chance and above swapped audio).",
+    "Both reasoning SFTs start from pi_0 (the STA model) with the same recipe and steps; every GRPO arm keeps its KL "
+    "term to pi_0, as the paper does.",
+    "GRPO starts only from a policy that passes the listening gate (above chance and above swapped audio) on a "
+    "validation split (unseen dialogues of the held-out voices), never on the test items.",
 ]
 
 def _acc(stage: Stage | None) -> float | None:
@@ -283,14 +296,24 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
         figures.append({"title": "Where generated tokens look", "path": "plots/attention_blocks.png",
                         "caption": "share of attention on system / audio / question / output blocks"})
 
+    contrast_rows = arm_contrasts(rows, seed=cfg.seed)
+    if contrast_rows:
+        tables.append(Table("contrasts", "Paired contrasts between arms (own audio, test)", contrast_rows,
+                            ContrastRow,
+                            caption="The same test items for both arms: A - B with a paired percentile bootstrap "
+                                    "interval (10,000 item resamples) and McNemar's exact two-sided test on the "
+                                    "items exactly one arm got right. An item with no parseable answer is wrong."))
+
     check_rows = [ListeningCheckRow(policy=labels[k], own=v["accuracy_own"], swapped=v["accuracy_swapped"],
                                     chance=v["chance"], p_above_chance=v["p_above_chance"],
                                     p_above_swapped=v["p_above_swapped"], n=v["n"], passed=v["passed"])
                   for k, v in checks.items()]
-    tables.append(Table("listening_check", "Listening check of each GRPO start policy", check_rows,
-                        ListeningCheckRow,
-                        caption=f"One-sided exact tests at alpha = {cfg.alpha}: binomial against chance, McNemar "
-                                "(paired, discordant items) against the swapped-audio control."))
+    tables.append(Table("listening_check", "Listening gate of each GRPO start policy (validation split)",
+                        check_rows, ListeningCheckRow,
+                        caption=f"On {cfg.validation_items} validation questions: unseen dialogues of the held-out "
+                                f"voices, never the test items. One-sided exact tests at alpha = {cfg.alpha}: "
+                                "binomial against chance, McNemar (paired, discordant items) against the "
+                                "swapped-audio control."))
     tables.append(Table("stages", "Stages", [StageRow(s.name, s.dir.name, s.seconds, s.cached) for s in runner.stages],
                         StageRow, caption="Seconds are those of the run that computed the stage."))
 
@@ -362,6 +385,24 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
         "accuracy_by_condition": acc_curve, "checks": checks, "config": cfg.to_dict(),
         "footer": _ask_hint(out, rows, examples),
     }
+
+
+def arm_contrasts(rows: list[ModelRow], *, seed: int = 0) -> list[ContrastRow]:
+    """``CONTRASTS`` between the arms that ran (``tgsr.analysis.stats.contrast_runs``)."""
+    from ..analysis.stats import contrast_runs
+
+    by_key = {r.key: r for r in rows if "own" in r.evals}
+    out = []
+    for a, b, question in CONTRASTS:
+        if a not in by_key or b not in by_key:
+            continue
+        c = contrast_runs(by_key[a].evals["own"].dir, by_key[b].evals["own"].dir, seed=seed)
+        out.append(ContrastRow(question=question, model_a=by_key[a].label, model_b=by_key[b].label,
+                               accuracy_a=c["accuracy_a"], accuracy_b=c["accuracy_b"],
+                               difference=c["interval"]["difference"], low=c["interval"]["low"],
+                               high=c["interval"]["high"], only_a=c["mcnemar"]["only_a"],
+                               only_b=c["mcnemar"]["only_b"], p_mcnemar=c["mcnemar"]["pvalue"], n=c["n"]))
+    return out
 
 
 def _base_had_sta(cfg: DemoConfig, base: Stage) -> bool:

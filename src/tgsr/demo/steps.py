@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -89,20 +88,31 @@ def make_corpus(cfg: DemoConfig, d: Path) -> dict:
     s = synthesize(d, cfg.n_train_clips, cfg.n_test_clips, cfg.seed, families=cfg.families,
                    first_test_clip=cfg.first_test_clip,
                    max_turns=cfg.max_turns, max_seconds=cfg.max_seconds)
-    for split in ("train", "test"):
+    # validation: the same held-out voices as test (clip i of a split depends only on the seed,
+    # the split and i), dialogues the test split does not score
+    v = synthesize(d / "validation-synth", 0, cfg.n_validation_clips, cfg.seed, families=cfg.families,
+                   first_test_clip=cfg.first_validation_clip, max_turns=cfg.max_turns, max_seconds=cfg.max_seconds)
+    shutil.rmtree(d / "validation", ignore_errors=True)
+    (d / "validation-synth" / "test").rename(d / "validation")
+    shutil.rmtree(d / "validation-synth")
+    for split in ("train", "validation", "test"):
         words = read_jsonl(d / split / "words.jsonl", ClipWords).records
         write_jsonl(d / split / "sta_turn.jsonl", [x for c in words for x in ordinal_turn_rows(c)])
         qa = [in_natural_order(x) for x in read_jsonl(d / split / "qa.jsonl", QAExample).records]
         for x in qa:
             x.rationale, x.rationale_plain = first_claim(x.rationale), first_claim(x.rationale_plain)
+            if split == "validation":  # its clips were made as test-split clips; name them for what they are
+                x.id, x.split = "validation-" + x.id.removeprefix("test-"), "validation"
         write_jsonl(d / split / "qa_ordered.jsonl", qa)
     qa = read_jsonl(d / "train" / "qa_ordered.jsonl", QAExample).records
     for x in qa:
         x.rationale = x.rationale_plain = final_answer_line(x.answer, x.choices)
     write_jsonl(d / "train" / "qa_direct.jsonl", qa)
-    return {"clips": s.clips, "qa": s.qa, "sta": s.sta, "audio_seconds": s.audio_seconds,
-            "failures": s.failures, "text_only_baseline": s.text_baseline,
-            "voices": {k: v.get("voices") for k, v in s.manifest.get("splits", {}).items()}}
+    return {"clips": {**s.clips, "validation": v.clips.get("test")}, "qa": {**s.qa, "validation": v.qa.get("test")},
+            "sta": s.sta, "audio_seconds": {**s.audio_seconds, "validation": v.audio_seconds.get("test")},
+            "failures": {**s.failures, **{f"validation/{k}": x for k, x in v.failures.items()}},
+            "text_only_baseline": s.text_baseline,
+            "voices": {k: x.get("voices") for k, x in s.manifest.get("splits", {}).items()}}
 
 
 def ordinal_turn_rows(clip) -> list:
@@ -241,27 +251,32 @@ def train_sft(cfg: DemoConfig, d: Path, start: Stage, corpus: Stage, target: str
                              {"target": target, "prompt_style": style})
 
 
-def train_grpo(cfg: DemoConfig, d: Path, start: Stage, corpus: Stage, ablation: str) -> dict:
+def train_grpo(cfg: DemoConfig, d: Path, start: Stage, reference: Stage, corpus: Stage, ablation: str) -> dict:
+    """GRPO from ``start`` with the KL term to ``reference`` (the demo passes pi_0, the STA model,
+    as the paper does; TRL's default would be the start policy itself)."""
     from ..train import run
 
     trainer_args, tgsr_args = cfg.train_config(
         "grpo", output_dir=d / "model",
-        tgsr={"model": str(start.model), "train_file": str(corpus.dir / "train" / "qa_ordered.jsonl"),
-              "ablation": ablation})
+        tgsr={"model": str(start.model), "ref_model": str(reference.model),
+              "train_file": str(corpus.dir / "train" / "qa_ordered.jsonl"), "ablation": ablation})
     summary = run("grpo", trainer_args, tgsr_args, callbacks=[_LogRecorder(d / "log_history.jsonl")])
     return {k: v for k, v in summary.items() if k not in ("logprob_checks",)}
 
 
-def evaluate(cfg: DemoConfig, d: Path, model: Stage, corpus: Stage, prompt: str, condition: str) -> dict:
-    """Accuracy on the held-out test (``tgsr.eval.run``) under one listening condition."""
+def evaluate(cfg: DemoConfig, d: Path, model: Stage, corpus: Stage, prompt: str, condition: str,
+             split: str = "test") -> dict:
+    """Accuracy on a held-out split (``tgsr.eval.run``) under one listening condition: ``test``
+    for the tables, ``validation`` for the listening gate."""
     from ..eval.run import RunConfig, run_eval
 
+    limit = cfg.validation_items if split == "validation" else cfg.eval_items
     rc = RunConfig(model=str(model.model), benchmark="synthetic", out=str(d), data_root=str(corpus.dir),
-                   meta=str(corpus.dir / "test" / "qa_ordered.jsonl"), batch_size=cfg.eval_batch_size,
-                   limit=cfg.eval_items, prompt=prompt,
+                   meta=str(corpus.dir / split / "qa_ordered.jsonl"), batch_size=cfg.eval_batch_size,
+                   limit=limit, prompt=prompt,
                    max_new_tokens=_max_tokens(cfg, prompt), audio_condition=condition, seed=cfg.seed)
     m = run_eval(rc)
-    return {"tgsr": m["tgsr"], "chance": _chance(corpus.dir, cfg.eval_items)}
+    return {"tgsr": m["tgsr"], "chance": _chance(corpus.dir, limit, split), "split": split}
 
 
 def evaluate_timestamps(cfg: DemoConfig, d: Path, model: Stage, corpus: Stage) -> dict:
@@ -300,43 +315,20 @@ def _max_tokens(cfg: DemoConfig, prompt: str) -> int:
     return 24 if prompt == "direct" else cfg.trainer_settings("grpo").max_completion_length
 
 
-def _chance(corpus_dir: Path, limit: int) -> float:
+def _chance(corpus_dir: Path, limit: int, split: str = "test") -> float:
     from ..records import QAExample, read_jsonl
 
-    qa = read_jsonl(corpus_dir / "test" / "qa_ordered.jsonl", QAExample).records[:limit]
+    qa = read_jsonl(corpus_dir / split / "qa_ordered.jsonl", QAExample).records[:limit]
     return sum(1.0 / len(x.choices) for x in qa) / len(qa)
 
 
 # ================================================================ the listening check
 
-def _binom_sf(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
-
-
 def listening_check(own: Stage, swapped: Stage, alpha: float) -> dict:
-    """Is the policy above chance (exact binomial) and above its swapped-audio control (exact
-    McNemar on the paired items)? Both one-sided at ``alpha``."""
-    from ..eval.run import read_predictions
+    """``tgsr.analysis.listening.listening_gate`` of a policy's own- and swapped-audio runs: above
+    chance (exact binomial) and above the swapped-audio control (exact McNemar), one-sided."""
+    from ..analysis.listening import listening_gate_runs
 
-    def correct(stage: Stage) -> dict[str, bool]:
-        preds, _ = read_predictions(stage.dir / "predictions.jsonl")
-        return {p.id: bool(p.correct) and p.error is None for p in preds}
-
-    a, b = correct(own), correct(swapped)
-    n = own.summary["tgsr"]["items"]
-    k = sum(a.values())
-    chance = own.summary["chance"]
-    p_chance = _binom_sf(k, n, chance) if n else 1.0
-    only_own = sum(1 for i in a if a[i] and not b.get(i, False))
-    only_swapped = sum(1 for i in a if b.get(i, False) and not a[i])
-    discordant = only_own + only_swapped
-    p_swap = _binom_sf(only_own, discordant, 0.5) if discordant else 1.0
-    acc_own = k / n if n else 0.0
-    acc_swapped = sum(b.values()) / n if n else 0.0
-    passed = p_chance < alpha and p_swap < alpha and acc_own > acc_swapped
-    return {"passed": passed, "n": n, "accuracy_own": acc_own, "accuracy_swapped": acc_swapped, "chance": chance,
-            "p_above_chance": p_chance, "p_above_swapped": p_swap, "only_own_correct": only_own,
-            "only_swapped_correct": only_swapped, "alpha": alpha}
+    return listening_gate_runs(own.dir, swapped.dir, alpha=alpha)
 
 

@@ -139,6 +139,24 @@ class ListeningCheckRow(Row):
 
 
 @dataclass
+class ContrastRow(Row):
+    """Two arms on the same test items: the paired difference, its interval and McNemar's test."""
+
+    question: str
+    model_a: str = column("A")
+    model_b: str = column("B")
+    accuracy_a: float = column("acc. A")
+    accuracy_b: float = column("acc. B")
+    difference: float = column("A - B")
+    low: float = column("95% low")
+    high: float = column("95% high")
+    only_a: int = column("only A right")
+    only_b: int = column("only B right")
+    p_mcnemar: float = column("McNemar p")
+    n: int = column("n")
+
+
+@dataclass
 class StageRow(Row):
     stage: str
     folder: str
