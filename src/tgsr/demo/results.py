@@ -175,7 +175,8 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
                         "measured setting."})
     for key, chk in checks.items():
         level = "ok" if chk["passed"] else "fail"
-        notices.append({"level": level, "text": f"Listening gate (validation split) for '{labels[key]}': " + _check_line(chk)})
+        notices.append({"level": level,
+                        "text": f"Listening gate (validation split) for '{labels[key]}': " + _check_line(chk)})
     skipped = [r for r in rows if r.skipped]
     if skipped:
         notices.append({"level": "fail", "text": "GRPO was not run for: " + "; ".join(
