@@ -123,3 +123,8 @@ def test_contrast_of_two_eval_runs_and_its_command(tmp_path, capsys):
     _run(tmp_path / "short", b[:100])
     assert main(["analyze", "contrast", str(tmp_path / "a"), str(tmp_path / "short")]) == 1
     assert "different items: 20 only in" in capsys.readouterr().err
+    # on_items_of_b: a control run on the first items, paired with the full run on those
+    sub = contrast_runs(tmp_path / "a", tmp_path / "short", on_items_of_b=True, n_resamples=2000)
+    assert sub["n"] == 100 and sub["accuracy_a"] == pytest.approx(np.mean(a[:100]))
+    with pytest.raises(TgsrError, match="different items: 0 only in .* 20 only in"):
+        contrast_runs(tmp_path / "short", tmp_path / "a", on_items_of_b=True)  # B's items must all be in A

@@ -159,13 +159,15 @@ def test_result_tables_are_rows_by_column_name():
     from tgsr.demo.tables import AccuracyRow, StageRow, Table, TaskAccuracyRow
     from tgsr.report.html import table_html
 
-    row = AccuracyRow(model="TGSR", recipe="r", prompt="grounded", own=0.5, swapped=0.25, silence=None,
-                      own_minus_swapped=0.25, no_answer=0.0, n=96, note="")
+    row = AccuracyRow(model="TGSR", recipe="r", prompt="grounded", own=0.5, n=1000, no_answer=0.0,
+                      own_on_controls=0.45, swapped=0.25, silence=None, own_minus_swapped=0.2,
+                      p_own_vs_swapped=0.01, n_controls=200, note="")
     t = Table("accuracy", "Accuracy", [row], AccuracyRow).to_dict()
-    assert t["columns"] == ["model", "recipe", "prompt", "own", "swapped", "silence", "own - swapped",
-                            "no answer", "n", "note"] == AccuracyRow.headings()
-    assert t["rows"] == [{"model": "TGSR", "recipe": "r", "prompt": "grounded", "own": 0.5, "swapped": 0.25,
-                          "silence": None, "own - swapped": 0.25, "no answer": 0.0, "n": 96, "note": ""}]
+    assert t["columns"] == ["model", "recipe", "prompt", "own", "n", "no answer", "own (control items)", "swapped",
+                            "silence", "own - swapped", "McNemar p", "n controls", "note"] == AccuracyRow.headings()
+    assert t["rows"] == [{"model": "TGSR", "recipe": "r", "prompt": "grounded", "own": 0.5, "n": 1000,
+                          "no answer": 0.0, "own (control items)": 0.45, "swapped": 0.25, "silence": None,
+                          "own - swapped": 0.2, "McNemar p": 0.01, "n controls": 200, "note": ""}]
     html = table_html(t)
     assert html.index(">0.500<") < html.index(">0.250<") < html.index("&ndash;")  # own, swapped, silence
     by = Table("by_task", "t", [TaskAccuracyRow("TGSR", {"turn_start": 0.4, "longest_turn": None})],
@@ -182,7 +184,8 @@ def _tiny_config() -> DemoConfig:
         name="test", recipes=DEMO_RECIPES / "quick", n_train_clips=5, n_test_clips=3, n_validation_clips=3,
         validation_items=4, model_size="xs",
         families=("longest_turn", "start_range", "turn_start"),
-        eval_items=4, eval_batch_size=4, timestamp_items=3, attention_items=1, examples=1)
+        eval_items=4, control_items=3, grpo_seeds=2, eval_batch_size=4, timestamp_items=3, attention_items=1,
+        examples=1)
     # the quick recipes, smaller still (`tgsr train` overrides)
     return (cfg.with_overrides("base", "max_steps=2", "per_device_train_batch_size=4", "warmup_steps=1")
             .with_overrides("sta", "max_steps=1", "per_device_train_batch_size=4", "warmup_steps=0")
@@ -221,6 +224,7 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     recipes = {r["model"]: r["recipe"] for r in acc_rows}
     assert recipes["Reasoning SFT w/o timestamps"].startswith("pi_0 ->")  # both SFTs from pi_0
     grpo_recipes = [v for k, v in recipes.items() if k.startswith(("TGSR", "GRPO"))]
+    grpo_labels = [k for k in recipes if k.startswith(("TGSR", "GRPO"))]
     assert len(grpo_recipes) == 4 and all(v.endswith("KL to pi_0") for v in grpo_recipes)
     sta_model = str(next(out.glob("stages/sta-*")) / "model")
     for summary in out.glob("stages/grpo-*/stage.json"):
@@ -228,8 +232,23 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     contrasts = tables["contrasts"]["rows"]
     assert len(contrasts) == 6 and all(r["n"] == 4 and 0 <= r["McNemar p"] <= 1 for r in contrasts)
     assert all(list(row) == tables["accuracy"]["columns"] for row in acc_rows)
-    for key in ("own", "swapped", "silence"):
+    for key in ("own", "swapped", "silence", "own - swapped"):
         assert all(row[key] is not None for row in acc_rows)
+    # own audio on every test item, the controls on the first three, paired
+    assert all(row["n"] == 4 and row["n controls"] == 3 for row in acc_rows)
+    assert all(row["own - swapped"] == pytest.approx(row["own (control items)"] - row["swapped"]) for row in acc_rows)
+    # two training seeds per GRPO arm, each against its start policy on the same items
+    seeds = tables["grpo_seeds"]["rows"]
+    assert sorted((r["model"], r["training seed"]) for r in seeds) == sorted(
+        (label, s) for label in grpo_labels for s in (0, 1))
+    assert all(r["n"] == 4 for r in seeds) and len(list(out.glob("stages/grpo-*-seed1-*"))) == 4
+    # Table 4 on the same text: every model read the same reference rationales, which cite the gold span
+    same = tables["attention_same_text"]["rows"]
+    assert len(same) == 8 and all(r["items"] == 1 and r["items citing"] == 1 for r in same)
+    assert all(r["cited-span ratio"] is not None and r["cited-span ratio"] > 0 for r in same)
+    texts = {json.loads(f.read_text().splitlines()[0])["completion"]
+             for f in out.glob("stages/attention-same-text-*/attention_items.jsonl")}
+    assert len(texts) == 1 and "From " in next(iter(texts))
     assert any("--grpo-anyway" in n["text"] for n in saved["notices"])
     assert saved["examples"] and len(saved["examples"][0]["traces"]) == 3
     html = (out / "report.html").read_text()

@@ -178,12 +178,15 @@ def contrast(name_a: str, a: Sequence, name_b: str, b: Sequence, *, seed: int = 
                     paired_bootstrap(av, bv, n_resamples=n_resamples, seed=seed), mcnemar_exact(av, bv))
 
 
-def contrast_runs(run_a, run_b, *, seed: int = 0, n_resamples: int = 10_000) -> dict:
+def contrast_runs(run_a, run_b, *, seed: int = 0, n_resamples: int = 10_000, on_items_of_b: bool = False) -> dict:
     """``contrast`` of two ``tgsr eval run`` folders on the same items (paired by id).
 
     The two runs must hold the same item ids: items in only one are an error (with a few of
-    them named), never dropped. An item that could not be run or whose answer could not be
-    parsed counts as wrong, as in the runs' own accuracy; their numbers are reported."""
+    them named), never dropped. With ``on_items_of_b`` run A may hold more items (e.g. the
+    own-audio run of a model whose listening control ran on its first items) and the contrast
+    is taken on B's items, every one of which must be in A. An item that could not be run or
+    whose answer could not be parsed counts as wrong, as in the runs' own accuracy; their
+    numbers are reported."""
     from pathlib import Path
 
     from ..records import Prediction, read_jsonl
@@ -195,6 +198,8 @@ def contrast_runs(run_a, run_b, *, seed: int = 0, n_resamples: int = 10_000) -> 
             raise TgsrError(f"{d}: not an evaluation run folder (no predictions.jsonl)")
         rows = read_jsonl(path, Prediction, resolve_audio=False, unique="id").records
         preds[label] = {p.id: p for p in rows}
+    if on_items_of_b:
+        preds["a"] = {i: p for i, p in preds["a"].items() if i in preds["b"]}
     only_a = sorted(set(preds["a"]) - set(preds["b"]))
     only_b = sorted(set(preds["b"]) - set(preds["a"]))
     if only_a or only_b:

@@ -36,6 +36,9 @@ def register(tree) -> None:
     p.add_argument("--base-with-sta", action="store_true",
                    help="train the base model on turn-level STA rows as well as direct answers")
     p.add_argument("--train-clips", type=int, default=None, help="training dialogues to synthesise")
+    p.add_argument("--grpo-seeds", type=int, default=None, metavar="N",
+                   help="train every GRPO arm with N seeds (seed, seed + 1, ...) and report each against its "
+                        "start policy (default: 1; the documented run uses 3)")
     p.add_argument("--grpo-anyway", action="store_true",
                    help="run GRPO even when its start policy fails the listening check (the report says so)")
 
@@ -74,6 +77,8 @@ def _demo(args: argparse.Namespace) -> int:
         cfg = replace(cfg, base_with_sta=True)
     if args.train_clips is not None:
         cfg = replace(cfg, n_train_clips=args.train_clips)
+    if args.grpo_seeds is not None:
+        cfg = replace(cfg, grpo_seeds=args.grpo_seeds)
     base = args.base
     if base is None and not (args.train_base or args.base_only) and (PACKAGED_BASE / "model.safetensors").exists():
         base = str(PACKAGED_BASE)

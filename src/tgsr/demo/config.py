@@ -27,7 +27,7 @@ PACKAGED_BASE = Path(__file__).resolve().parent.parent / "assets" / "demo_base"
 DEMO_RECIPES = Path(__file__).resolve().parent.parent / "assets" / "demo_recipes"
 RECIPE_STAGES = ("base", "sta", "sft", "grpo")
 # Bump when a stage's code changes what it writes, so old caches are not reused.
-STAGE_CODE_VERSION = 5
+STAGE_CODE_VERSION = 6
 
 # What the demo sets for each stage itself (start model, rows, per-arm target, prompt and reward
 # preset); a recipe that set them would be overridden without a word, so it is refused.
@@ -47,21 +47,27 @@ class DemoConfig:
     overrides: tuple[tuple[str, str], ...] = ()
     families: tuple[str, ...] = DEMO_FAMILIES
     n_train_clips: int = 500           # the training split the shipped base was trained on
-    n_test_clips: int = 56           # ~100 test questions of the three families (eval_items 96)
+    n_test_clips: int = 600          # ~1050 test questions of the three families (eval_items 1000)
     # Test clips 0-79 of this seed were looked at while the question families were chosen
     # (docs/demo.md); the demo is scored on the fresh dialogues after them (same unseen voices).
     first_test_clip: int = 80
     # The listening gate runs on a validation split, never on test: unseen dialogues spoken by the
-    # held-out (test) voices, clips 140.. of that split, disjoint from the scored test dialogues.
+    # held-out (test) voices, clips 700.. of that split, disjoint from the scored test dialogues.
     n_validation_clips: int = 56
-    first_validation_clip: int = 140
+    first_validation_clip: int = 700
     validation_items: int = 96        # validation questions the gate scores (first N, whole clips)
     max_turns: int = 4                # short dialogues (~11 s): attention cost grows with the square
     max_seconds: float = 14.0
     model_size: str = "s"
     hop_length: int = 320
     base_with_sta: bool = False       # also train the base on turn-level STA rows (a listening task)
-    eval_items: int = 96              # held-out QA items per evaluation (first N, whole clips)
+    eval_items: int = 1000            # test QA items of the own-audio evaluations (first N, whole clips)
+    # The swapped- and silent-audio controls run on the first control_items of those items (the
+    # paired own - swapped difference is taken on them): a control needs hundreds, not thousands.
+    control_items: int = 200
+    # GRPO training seeds per arm (seed, seed + 1, ...): every seed's run is evaluated on the test
+    # items; the tables other than "grpo_seeds" show the first.
+    grpo_seeds: int = 1
     eval_batch_size: int = 16
     timestamp_items: int = 64         # held-out turn-level STA items for Table 1
     attention_items: int = 8          # test items per model for Table 4
@@ -75,7 +81,7 @@ class DemoConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> "DemoConfig":
         return cls(name="quick", seed=seed, recipes=DEMO_RECIPES / "quick", n_train_clips=16, n_test_clips=10,
-                   n_validation_clips=10, validation_items=16, eval_items=16, eval_batch_size=16,
+                   n_validation_clips=10, validation_items=16, eval_items=16, control_items=16, eval_batch_size=16,
                    timestamp_items=8, attention_items=2, examples=2)
 
     def __post_init__(self) -> None:
@@ -83,6 +89,11 @@ class DemoConfig:
         val = range(self.first_validation_clip, self.first_validation_clip + self.n_validation_clips)
         if self.n_validation_clips < 1 or self.n_test_clips < 1:
             raise ValueError("the demo needs at least one validation and one test clip")
+        if not 1 <= self.control_items <= self.eval_items:
+            raise ValueError(f"control_items must be between 1 and eval_items ({self.eval_items}), "
+                             f"got {self.control_items}")
+        if self.grpo_seeds < 1:
+            raise ValueError(f"grpo_seeds must be at least 1, got {self.grpo_seeds}")
         if max(test.start, val.start) < min(test.stop, val.stop):
             raise ValueError(f"validation clips {val.start}-{val.stop - 1} overlap the test clips "
                              f"{test.start}-{test.stop - 1}: the gate would look at scored items")

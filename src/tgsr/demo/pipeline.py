@@ -17,11 +17,13 @@ from .steps import (
     _max_tokens,
     adopt_base,
     build_base,
+    eval_limit,
     evaluate,
     evaluate_timestamps,
     listening_check,
     make_corpus,
     measure_attention,
+    measure_attention_same_text,
     measure_behaviours,
     train_grpo,
     train_sft,
@@ -121,7 +123,7 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
             name = cond if split == "test" else f"{split}-{cond}"
             if name in row.evals:
                 continue
-            items = cfg.validation_items if split == "validation" else cfg.eval_items
+            items = eval_limit(cfg, cond, split)
             row.evals[name] = runner.run(
                 f"eval-{row.key}-{name}", {**common, "prompt": row.prompt, "items": items, "split": split,
                                            "max_new_tokens": _max_tokens(cfg, row.prompt)},
@@ -136,7 +138,9 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
         _echo(f"listening gate (validation) for {row.label}: " + _check_line(checks[row.key]))
 
     # 5. Stage 2: the paper's reward and the arms that take one part of it away, all with the KL
-    # term to pi_0 (the paper's reference), each from the SFT policy of its prompt style
+    # term to pi_0 (the paper's reference), each from the SFT policy of its prompt style; with
+    # cfg.grpo_seeds > 1 each arm is trained again with the next seeds (rows in seed_rows)
+    seed_rows: list[tuple[ModelRow, int, str]] = []   # (row, training seed, start policy key)
     for key, label, ablation, start_key in GRPO_ARMS:
         start = {"sft_grounded": sft_grounded, "sft_plain": sft_plain}[start_key]
         recipe = f"{dict((r.key, r.recipe) for r in rows)[start_key]} -> GRPO({ablation}), KL to pi_0"
@@ -145,16 +149,25 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
             rows.append(ModelRow(key, label, None, prompt, recipe,
                                  skipped=f"not trained: its start policy ({start_key}) failed the listening gate"))
             continue
-        stage = runner.run(f"grpo-{key}", {**common, "recipe": cfg.recipe_settings("grpo"),
-                                           "ablation": ablation, "reference": "pi_0"},
-                           lambda d, start=start, ablation=ablation: train_grpo(cfg, d, start, sta, corpus, ablation),
-                           start, sta, corpus, title=f"Stage 2: {label}")
-        rows.append(ModelRow(key, label, stage, prompt, recipe))
+        for i in range(cfg.grpo_seeds):
+            seed = cfg.seed + i
+            stage = runner.run(f"grpo-{key}" + (f"-seed{seed}" if i else ""),
+                               {**common, "recipe": cfg.recipe_settings("grpo"), "ablation": ablation,
+                                "reference": "pi_0", **({"training_seed": seed} if i else {})},
+                               lambda d, start=start, ablation=ablation, seed=seed: train_grpo(
+                                   cfg, d, start, sta, corpus, ablation, seed=seed),
+                               start, sta, corpus, title=f"Stage 2: {label}" + (f" (seed {seed})" if i else ""))
+            row = ModelRow(key if not i else f"{key}-seed{seed}", label, stage, prompt, recipe)
+            if not i:
+                rows.append(row)   # the first seed's run is the arm's row in every table
+            seed_rows.append((row, seed, start_key))
 
-    # 4b. every model, every listening condition
+    # 4b. every model, every listening condition; the other seeds' GRPO runs with their own audio
     for row in rows:
         if row.stage is not None:
             run_evals(row)
+    for row, _, _ in seed_rows:
+        run_evals(row, ("own",))
 
     # Table 1: timestamps before and after STA
     base_label = ("Base (before Stage 1; its pretraining included turn timestamps)" if _base_had_sta(cfg, base)
@@ -168,10 +181,14 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
                                              stage, corpus, resumable=True, title=f"timestamps: {label}"))
 
     # Tables 3 and 4: behaviours and audio attention, on the completions that were scored
-    behaviours, attention = {}, {}
+    behaviours, attention, attention_same_text = {}, {}, {}
     for row in rows:
         if "own" not in row.evals:
             continue
+        attention_same_text[row.key] = runner.run(
+            f"attention-same-text-{row.key}", {**common, "items": cfg.attention_items},
+            lambda d, row=row: measure_attention_same_text(cfg, d, row.stage, corpus), row.stage, corpus,
+            resumable=True, title=f"attention on the reference rationales: {row.label}")
         own = row.evals["own"]
         behaviours[row.key] = runner.run(f"behaviours-{row.key}", common,
                                          lambda d, own=own: measure_behaviours(d, own), own, resumable=True,
@@ -182,8 +199,8 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
 
     wall = time.perf_counter() - t_start
     threads_note = str(threads) if threads else f"{n_threads} at the start, re-decided before each stage"
-    results = assemble_results(cfg, out, corpus, base, rows, checks, timestamps, behaviours, attention, runner,
-                               wall, threads_note, grpo_anyway)
+    results = assemble_results(cfg, out, corpus, base, rows, checks, timestamps, behaviours, attention,
+                               attention_same_text, seed_rows, runner, wall, threads_note, grpo_anyway)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     from ..report import write_report
 

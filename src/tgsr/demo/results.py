@@ -17,6 +17,7 @@ from .tables import (
     CitationRow,
     ContrastRow,
     ListeningCheckRow,
+    SeedRow,
     StageRow,
     Table,
     TaskAccuracyRow,
@@ -160,8 +161,8 @@ def _example_traces(cfg: DemoConfig, out: Path, corpus: Stage, rows: list[ModelR
 
 
 def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, rows: list[ModelRow],
-                     checks: dict, timestamps: dict, behaviours: dict, attention: dict, runner: StageRunner,
-                     wall: float, threads: str, grpo_anyway: bool) -> dict:
+                     checks: dict, timestamps: dict, behaviours: dict, attention: dict, attention_same_text: dict,
+                     seed_rows: list, runner: StageRunner, wall: float, threads: str, grpo_anyway: bool) -> dict:
     """Everything the report shows, as plain JSON (saved as ``results.json``)."""
     labels = {r.key: r.label for r in rows}
     c = corpus.summary
@@ -192,20 +193,15 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
                         "swapped-audio control, is what listening adds."})
 
     # Table 2 analogue
-    acc_rows = []
-    for r in rows:
-        own, sw, si = (_acc(r.evals.get(k)) for k in ("own", "swapped", "silence"))
-        m = r.evals["own"].summary["tgsr"] if "own" in r.evals else {}
-        acc_rows.append(AccuracyRow(
-            model=r.label, recipe=r.recipe, prompt=r.prompt, own=own, swapped=sw, silence=si,
-            own_minus_swapped=None if own is None or sw is None else own - sw,
-            no_answer=(m.get("unparseable", 0) / m["items"]) if m.get("items") else None,
-            n=m.get("items"), note=r.skipped or ""))
+    acc_rows = [_accuracy_row(r, cfg.seed) for r in rows]
     tables = [Table("accuracy", "Accuracy on the held-out test with listening controls (Table 2 analogue)",
                     acc_rows, AccuracyRow,
-                    caption=f"Own = the item's audio; swapped = another test clip's audio; silence = zeros of the "
-                            f"same length. Chance = {chance:.3f}. 'no answer' = share of completions with no "
-                            f"extractable choice (counted wrong). Test voices are unseen in training.")]
+                    caption=f"Own = the item's audio, on the first {cfg.eval_items} test questions (n). The "
+                            f"controls run on the first {cfg.control_items} of them (n controls): swapped = another "
+                            f"test clip's audio, silence = zeros of the same length; own - swapped is paired on "
+                            f"those items, with McNemar's exact two-sided p. Chance = {chance:.3f}. 'no answer' = "
+                            f"share of completions with no extractable choice (counted wrong). Test voices are "
+                            f"unseen in training.")]
 
     # per question family
     tasks = sorted({t for r in rows if "own" in r.evals
@@ -264,28 +260,33 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
                                     "that cite (n cited). Audiology Verify is not computed: it checks quoted words "
                                     "against a Whisper transcript, and these answers quote no words."))
 
-    # Table 4 analogue and the attention-by-layer plot
+    # Table 4 analogue (on the same text for every model, and on each model's own answers) and
+    # the attention-by-layer plot
+    same_rows = [_attention_row(labels[key], st.summary) for key, st in attention_same_text.items()]
+    if same_rows:
+        tables.append(Table("attention_same_text", "Attention to the audio on the same text for every model "
+                            "(Table 4 analogue)", same_rows, AttentionRow,
+                            caption=f"The grounded prompt and the reference grounded rationale of the first "
+                                    f"{cfg.attention_items} test questions, teacher-forced into every model, so "
+                                    f"the models are compared on identical tokens. Attention mass on the audio "
+                                    f"block, averaged over heads, layers and tokens, overall and by phase of the "
+                                    f"text. Cited-span ratio: the share of the audio attention that falls inside "
+                                    f"the cited (gold) span, divided by the span's share of the audio tokens (1 = "
+                                    f"no more than elsewhere in the clip)."))
     att_rows, att_summaries = [], {}
     for key, st in attention.items():
-        a = st.summary
-        sec = a.get("mass", {})
-
-        def audio(g, sec=sec):
-            m = sec.get(g, {}).get("mean")
-            return m.get("audio") if m else None
-        att_rows.append(AttentionRow(model=labels[key], overall=audio("all"), reasoning=audio("reasoning"),
-                                     timestamp=audio("timestamp"), answer=audio("answer"), items=a.get("n_items"),
-                                     failed=a.get("n_failed")))
-        if sec.get("all", {}).get("by_layer"):
-            att_summaries[SHORT_LABELS.get(key, key)] = a
+        att_rows.append(_attention_row(labels[key], st.summary))
+        if st.summary.get("mass", {}).get("all", {}).get("by_layer"):
+            att_summaries[SHORT_LABELS.get(key, key)] = st.summary
     figures = []
     if att_rows:
-        tables.append(Table("attention", "Attention of generated tokens to the audio (Table 4 analogue)", att_rows,
-                            AttentionRow,
-                            caption=f"Attention mass on the audio block, averaged over heads, layers and generated "
-                                    f"tokens of the first {cfg.attention_items} own-audio test answers "
-                                    f"(teacher-forced re-read of the scored completions), overall and by phase of "
-                                    f"the output."))
+        tables.append(Table("attention", "Attention of generated tokens to the audio, on each model's own answers",
+                            att_rows, AttentionRow,
+                            caption=f"As above, on the first {cfg.attention_items} own-audio test answers of each "
+                                    f"model (teacher-forced re-read of the scored completions). The texts differ "
+                                    f"between models (a direct answer line, a plain or a grounded rationale), and "
+                                    f"attention shares move with the text: compare models on the table above. "
+                                    f"The cited-span ratio is over the answers that cite a span (items citing)."))
     if att_summaries:
         from ..report.plots import plot_audio_by_layer, plot_block_distribution
 
@@ -296,6 +297,15 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
         plot_block_distribution(att_summaries, plots / "attention_blocks.png", groups=("all",))
         figures.append({"title": "Where generated tokens look", "path": "plots/attention_blocks.png",
                         "caption": "share of attention on system / audio / question / output blocks"})
+
+    seed_table = seed_contrasts(rows, seed_rows, seed=cfg.seed)
+    if cfg.grpo_seeds > 1 and seed_table:
+        tables.append(Table("grpo_seeds", f"GRPO arms over {cfg.grpo_seeds} training seeds (own audio, test)",
+                            seed_table, SeedRow,
+                            caption="Each GRPO run against the start policy it was trained from, on the same test "
+                                    "items: the paired difference with a percentile bootstrap interval and McNemar's "
+                                    "exact test. Seeds change the sampling and the prompt order; the start policy "
+                                    "and pi_0 are the same."))
 
     contrast_rows = arm_contrasts(rows, seed=cfg.seed)
     if contrast_rows:
@@ -346,8 +356,9 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
     if answer_series:
         curves.append({"title": "GRPO answer reward = training accuracy", "xlabel": "step", "ylabel": "accuracy",
                        "series": answer_series, "hlines": [{"y": chance, "label": "chance"}]})
-    acc_curve = {r.label: {"x": [0, 1, 2], "y": [_acc(r.evals.get(k)) for k in ("own", "swapped", "silence")]}
-                 for r in rows if "own" in r.evals}
+    # on the control items, where all three conditions ran
+    acc_curve = {row.model: {"x": [0, 1, 2], "y": [row.own_on_controls, row.swapped, row.silence]}
+                 for row in acc_rows if row.own_on_controls is not None}
 
     examples = _example_traces(cfg, out, corpus, rows)
     base_params = base.summary.get("parameters")
@@ -371,7 +382,9 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
         "SFT": _supervised_line(cfg, "sft"),
         "GRPO": _grpo_line(cfg),
         "recipes": str(Path(cfg.recipes).resolve()),
-        "evaluation": f"first {cfg.eval_items} test questions, greedy decoding",
+        "evaluation": f"first {cfg.eval_items} test questions with their own audio, the swapped and silent "
+                      f"controls on the first {cfg.control_items} of them, greedy decoding"
+                      + (f"; GRPO arms trained with {cfg.grpo_seeds} seeds" if cfg.grpo_seeds > 1 else ""),
     }
     return {
         "title": f"tgsr demo ({cfg.name}): listen first, then answer, on a tiny model",
@@ -404,6 +417,56 @@ def arm_contrasts(rows: list[ModelRow], *, seed: int = 0) -> list[ContrastRow]:
                                high=c["interval"]["high"], only_a=c["mcnemar"]["only_a"],
                                only_b=c["mcnemar"]["only_b"], p_mcnemar=c["mcnemar"]["pvalue"], n=c["n"]))
     return out
+
+
+def seed_contrasts(rows: list[ModelRow], seed_rows: list, *, seed: int = 0) -> list[SeedRow]:
+    """Every GRPO training seed's run against its start policy (``contrast_runs``, own audio)."""
+    from ..analysis.stats import contrast_runs
+
+    starts = {r.key: r for r in rows if "own" in r.evals}
+    out = []
+    for row, training_seed, start_key in seed_rows:
+        if "own" not in row.evals or start_key not in starts:
+            continue
+        c = contrast_runs(row.evals["own"].dir, starts[start_key].evals["own"].dir, seed=seed)
+        out.append(SeedRow(model=row.label, seed=training_seed, accuracy=c["accuracy_a"],
+                           start_accuracy=c["accuracy_b"], difference=c["interval"]["difference"],
+                           low=c["interval"]["low"], high=c["interval"]["high"], p_mcnemar=c["mcnemar"]["pvalue"],
+                           n=c["n"]))
+    return out
+
+
+def _accuracy_row(r: ModelRow, seed: int) -> AccuracyRow:
+    """One row of Table 2: own audio on every test item, the controls on the first items, and
+    own against swapped paired on those."""
+    from ..analysis.stats import contrast_runs
+
+    m = r.evals["own"].summary["tgsr"] if "own" in r.evals else {}
+    paired = None
+    if "own" in r.evals and "swapped" in r.evals:
+        paired = contrast_runs(r.evals["own"].dir, r.evals["swapped"].dir, seed=seed, on_items_of_b=True)
+    return AccuracyRow(
+        model=r.label, recipe=r.recipe, prompt=r.prompt, own=_acc(r.evals.get("own")), n=m.get("items"),
+        no_answer=(m.get("unparseable", 0) / m["items"]) if m.get("items") else None,
+        own_on_controls=paired["accuracy_a"] if paired else None, swapped=_acc(r.evals.get("swapped")),
+        silence=_acc(r.evals.get("silence")),
+        own_minus_swapped=paired["interval"]["difference"] if paired else None,
+        p_own_vs_swapped=paired["mcnemar"]["pvalue"] if paired else None, n_controls=paired["n"] if paired else None,
+        note=r.skipped or "")
+
+
+def _attention_row(model: str, a: dict) -> AttentionRow:
+    """A Table 4 row from a ``run_attention`` summary: audio mass by phase and the cited-span ratio."""
+    sec, span = a.get("mass", {}), a.get("span_ratio", {})
+
+    def audio(group):
+        m = sec.get(group, {}).get("mean")
+        return m.get("audio") if m else None
+    return AttentionRow(model=model, overall=audio("all"), reasoning=audio("reasoning"),
+                        timestamp=audio("timestamp"), answer=audio("answer"),
+                        span_ratio=span.get("all", {}).get("mean"),
+                        span_ratio_answer=span.get("answer", {}).get("mean"),
+                        items_citing=span.get("n_with_span"), items=a.get("n_items"), failed=a.get("n_failed"))
 
 
 def _base_had_sta(cfg: DemoConfig, base: Stage) -> bool:
@@ -467,9 +530,10 @@ def print_summary(results: dict) -> None:
 
     acc = next(t for t in results["tables"] if t["id"] == "accuracy")
     table = RichTable(title=acc["title"])
-    cols = ["model", "prompt", "own", "swapped", "silence", "own - swapped", "n"]
+    # the numbers' columns never wrap (the model's name does), so the table reads in 80 columns
+    cols = ["model", "own", "n", "swapped", "silence", "own - swapped", "n controls"]
     for cname in cols:
-        table.add_column(cname, justify="left" if cname in ("model", "prompt") else "right")
+        table.add_column(cname, justify="left" if cname == "model" else "right", no_wrap=cname != "model")
     for row in acc["rows"]:
         cells = [row[c] for c in cols]
         table.add_row(*[("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for v in cells])

@@ -251,11 +251,17 @@ def train_sft(cfg: DemoConfig, d: Path, start: Stage, corpus: Stage, target: str
                              {"target": target, "prompt_style": style})
 
 
-def train_grpo(cfg: DemoConfig, d: Path, start: Stage, reference: Stage, corpus: Stage, ablation: str) -> dict:
+def train_grpo(cfg: DemoConfig, d: Path, start: Stage, reference: Stage, corpus: Stage, ablation: str,
+               seed: int | None = None) -> dict:
     """GRPO from ``start`` with the KL term to ``reference`` (the demo passes pi_0, the STA model,
-    as the paper does; TRL's default would be the start policy itself)."""
+    as the paper does; TRL's default would be the start policy itself), trained with ``seed``
+    (default: the demo's) for the sampling and the prompt order."""
+    import dataclasses
+
     from ..train import run
 
+    if seed is not None:
+        cfg = dataclasses.replace(cfg, seed=seed)
     trainer_args, tgsr_args = cfg.train_config(
         "grpo", output_dir=d / "model",
         tgsr={"model": str(start.model), "ref_model": str(reference.model),
@@ -270,13 +276,21 @@ def evaluate(cfg: DemoConfig, d: Path, model: Stage, corpus: Stage, prompt: str,
     for the tables, ``validation`` for the listening gate."""
     from ..eval.run import RunConfig, run_eval
 
-    limit = cfg.validation_items if split == "validation" else cfg.eval_items
+    limit = eval_limit(cfg, condition, split)
     rc = RunConfig(model=str(model.model), benchmark="synthetic", out=str(d), data_root=str(corpus.dir),
                    meta=str(corpus.dir / split / "qa_ordered.jsonl"), batch_size=cfg.eval_batch_size,
                    limit=limit, prompt=prompt,
                    max_new_tokens=_max_tokens(cfg, prompt), audio_condition=condition, seed=cfg.seed)
     m = run_eval(rc)
     return {"tgsr": m["tgsr"], "chance": _chance(corpus.dir, limit, split), "split": split}
+
+
+def eval_limit(cfg: DemoConfig, condition: str, split: str) -> int:
+    """Items of one evaluation: the gate's validation questions, or on test all ``eval_items``
+    with the item's own audio and the first ``control_items`` of them under a control."""
+    if split == "validation":
+        return cfg.validation_items
+    return cfg.eval_items if condition == "own" else cfg.control_items
 
 
 def evaluate_timestamps(cfg: DemoConfig, d: Path, model: Stage, corpus: Stage) -> dict:
@@ -308,6 +322,21 @@ def measure_attention(cfg: DemoConfig, d: Path, model: Stage, run: Stage) -> dic
     jobs = jobs_from_run(run.dir)[: cfg.attention_items]
     lm = load_model(model.model)
     return run_attention(lm, jobs, d, max_new_tokens=_max_tokens(cfg, "grounded"))
+
+
+def measure_attention_same_text(cfg: DemoConfig, d: Path, model: Stage, corpus: Stage) -> dict:
+    """Table 4 on one text for every model: the grounded prompt and the reference grounded
+    rationale of the first ``attention_items`` test questions, teacher-forced. Each model's own
+    completions differ in length and form (a direct answer line, a plain or a grounded
+    rationale), and attention shares move with the text; on the same text they compare models.
+    The reference cites the gold evidence, so the cited-span ratio is defined for every item."""
+    from ..analysis.attention import jobs_from_qa, run_attention
+    from ..models import load_model
+    from ..records import QAExample, read_jsonl
+
+    qa = read_jsonl(corpus.dir / "test" / "qa_ordered.jsonl", QAExample).records[: cfg.attention_items]
+    jobs = jobs_from_qa(qa, prompt="grounded", teacher_force="rationale")
+    return run_attention(load_model(model.model), jobs, d, max_new_tokens=_max_tokens(cfg, "grounded"))
 
 
 def _max_tokens(cfg: DemoConfig, prompt: str) -> int:

@@ -61,11 +61,15 @@ class AccuracyRow(Row):
     recipe: str
     prompt: str
     own: float | None
-    swapped: float | None
-    silence: float | None
-    own_minus_swapped: float | None = column("own - swapped")
-    no_answer: float | None = column("no answer")
     n: int | None = column("n")
+    no_answer: float | None = column("no answer")
+    # the controls, on the first n_controls of the same items
+    own_on_controls: float | None = column("own (control items)")
+    swapped: float | None = column("swapped")
+    silence: float | None = column("silence")
+    own_minus_swapped: float | None = column("own - swapped")
+    p_own_vs_swapped: float | None = column("McNemar p")
+    n_controls: int | None = column("n controls")
     note: str = column("note")
 
 
@@ -122,8 +126,28 @@ class AttentionRow(Row):
     reasoning: float | None = column("reasoning")
     timestamp: float | None = column("timestamp")
     answer: float | None = column("answer")
+    # attention mass inside the cited span relative to the span's share of the audio tokens
+    # (1 = no more than elsewhere in the audio), all generated tokens and the answer's
+    span_ratio: float | None = column("cited-span ratio")
+    span_ratio_answer: float | None = column("cited-span ratio (answer)")
+    items_citing: int | None = column("items citing")
     items: int | None = column("items")
     failed: int | None = column("failed")
+
+
+@dataclass
+class SeedRow(Row):
+    """One GRPO training seed of an arm against the arm's start policy, on the same test items."""
+
+    model: str
+    seed: int = column("training seed")
+    accuracy: float = column("own")
+    start_accuracy: float = column("start policy")
+    difference: float = column("GRPO - start")
+    low: float = column("95% low")
+    high: float = column("95% high")
+    p_mcnemar: float = column("McNemar p")
+    n: int = column("n")
 
 
 @dataclass
