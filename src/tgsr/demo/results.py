@@ -372,8 +372,10 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
                   f"({c['audio_seconds'].get('train', 0) / 60:.1f} / {c['audio_seconds'].get('test', 0) / 60:.1f} min "
                   f"of espeak-ng dialogue), {c['qa'].get('train')} / {c['qa'].get('test')} questions; "
                   f"test voices unseen in training; test dialogues {cfg.first_test_clip}-"
-                  f"{cfg.first_test_clip + cfg.n_test_clips - 1} of seed {cfg.seed} (earlier ones were looked at "
-                  "while the question families were chosen)",
+                  f"{cfg.first_test_clip + cfg.n_test_clips - 1} of seed {cfg.seed}, validation (the gate) "
+                  f"{cfg.first_validation_clip}-{cfg.first_validation_clip + cfg.n_validation_clips - 1} of the same "
+                  "voices (clips before 136 were looked at while the question families were chosen, or scored by "
+                  "earlier designs' runs)",
         "question families": ", ".join(cfg.families),
         "model": f"{FAMILY} architecture (Qwen2_5OmniThinkerForConditionalGeneration), size '{cfg.model_size}', "
                  f"{base_params:,} parameters, random init" if base_params else FAMILY,
