@@ -29,6 +29,10 @@ resumes from its last checkpoint and an evaluation from its last item. Usage:
 ``validation/read_at.jsonl``), and ``--read-at-target direct`` trains (b) on the answer line alone
 (direct prompt) instead of the grounded rationale; (b) also records the letters answered.
 
+``--read-at-init MODEL`` starts (b) from MODEL instead of the random init (a warm start, e.g. the
+pitch reader of ``benchmarks/lab_single_tone.py``), and ``--sft-start read_at`` starts (c) from
+(b)'s model instead of pi_0 (its folders end in ``-from-read_at``).
+
 ``--part`` runs only the named parts (default: all three, in order); two processes may run
 different parts at once once (a) is trained, e.g. ``--part sft`` beside ``--part sta --part
 read_at``. Prints the figures and merges them into ROOT/pilot.json.
@@ -124,6 +128,13 @@ def main() -> None:
     ap.add_argument("--read-at-target", choices=["rationale", "direct"], default="rationale",
                     help="(b)'s target: the grounded rationale (copy the given span, then the pitch; default) or "
                          "the answer line alone (prompt_style direct), so that every gradient is about the pitch")
+    ap.add_argument("--read-at-init", type=Path, default=None, metavar="MODEL_DIR",
+                    help="start (b) from this model instead of the random init, e.g. one that already reads the "
+                         "pitch of a lone tone (benchmarks/lab_single_tone.py)")
+    ap.add_argument("--sft-start", choices=["sta", "read_at"], default="sta",
+                    help="(c)'s start model: pi_0 from (a) (default), or the model of (b), which reads at a given "
+                         "span, so that the gate tests whether that skill carries over to cited spans "
+                         "(written to ROOT/sft-from-read_at)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -151,9 +162,10 @@ def main() -> None:
     if "read_at" in parts:
         part_read_at(args, root, init, lab, figures)
     if "sft" in parts:
-        if not (sta / "tgsr_summary.json").is_file():
-            sys.exit(f"{sta}: pi_0 is not trained yet; run --part sta first")
-        part_sft(args, root, lab, sta, figures)
+        start = sta if args.sft_start == "sta" else root / "read_at"
+        if not (start / "tgsr_summary.json").is_file():
+            sys.exit(f"{start}: (c)'s start model is not trained yet; run --part {args.sft_start} first")
+        part_sft(args, root, lab, start, figures)
     # merged at the end, so that processes running different parts keep each other's figures
     figures_file = root / "pilot.json"
     merged = json.loads(figures_file.read_text()) if figures_file.is_file() else {}
@@ -187,10 +199,11 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
     write_jsonl(only, rows)
     read_at = root / "read_at"
     style = "direct" if direct else "grounded"
-    train("sft", read_at, [f"tgsr.model={init}", f"tgsr.train_file={only}",
+    start = args.read_at_init or init
+    train("sft", read_at, [f"tgsr.model={start}", f"tgsr.train_file={only}",
                            f"tgsr.target={'rationale_plain' if direct else 'rationale'}",
                            f"tgsr.prompt_style={style}", f"max_steps={args.read_at_steps}"])
-    figures["read_at_alone"] = {"target": args.read_at_target}
+    figures["read_at_alone"] = {"target": args.read_at_target, "start": str(start)}
     for cond in ("own", "swapped"):
         m = evaluate(read_at, root / "eval" / f"read_at-alone-{cond}", "synthetic", val / "read_at.jsonl", cond,
                      "--prompt", style, "--max-new-tokens", 24 if direct else 48)
@@ -201,29 +214,31 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
                                                     root / "eval" / "read_at-alone-contrast.json")
 
 
-def part_sft(args, root: Path, lab: Path, sta: Path, figures: dict) -> None:
-    """(c) Grounded SFT from pi_0 on all six families: accuracy own vs swapped, the gate."""
+def part_sft(args, root: Path, lab: Path, start: Path, figures: dict) -> None:
+    """(c) Grounded SFT from pi_0 (or from (b)) on all six families: accuracy own vs swapped, the gate."""
     val = lab / "validation"
-    sft = root / "sft"
-    train("sft", sft, [f"tgsr.model={sta}", f"tgsr.train_file={lab / 'train' / 'qa.jsonl'}", "tgsr.target=rationale",
+    tag = "" if args.sft_start == "sta" else "-from-read_at"
+    sft = root / f"sft{tag}"
+    train("sft", sft, [f"tgsr.model={start}", f"tgsr.train_file={lab / 'train' / 'qa.jsonl'}", "tgsr.target=rationale",
                        "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}"])
     for name, meta in (("qa", val / "qa.jsonl"), ("read_at", val / "read_at.jsonl")):
-        block = figures[f"sft_{name}"] = {}
+        block = figures[f"sft{tag}_{name}"] = {}
         for cond in ("own", "swapped"):
-            m = evaluate(sft, root / "eval" / f"sft-{name}-{cond}", "synthetic", meta, cond,
+            m = evaluate(sft, root / "eval" / f"sft{tag}-{name}-{cond}", "synthetic", meta, cond,
                          "--prompt", "grounded", "--max-new-tokens", 96)
             block[cond] = {"accuracy": m["accuracy"], "items": m["items"], "unparseable": m["unparseable"],
                            "by_task": {t: v["accuracy"] for t, v in m["by"]["task"].items()}}
-        block["contrast"] = contrast(root / "eval" / f"sft-{name}-own", root / "eval" / f"sft-{name}-swapped",
-                                     root / "eval" / f"sft-{name}-contrast.json")
-    cf = root / "citation"
+        block["contrast"] = contrast(root / "eval" / f"sft{tag}-{name}-own",
+                                     root / "eval" / f"sft{tag}-{name}-swapped",
+                                     root / "eval" / f"sft{tag}-{name}-contrast.json")
+    cf = root / f"citation{tag}"
     run("analyze", "citation-following", "--model", sft, "--data", val / "qa.jsonl", "--out", cf,
         "--batch-size", 16, "--max-new-tokens", 96, "--quiet")
     summary = json.loads((cf / "citation_following.json").read_text())
-    figures["citation_following"] = {k: summary[k] for k in (
+    figures[f"citation_following{tag}"] = {k: summary[k] for k in (
         "n_items", "n_probed", "n_skipped", "n_failed", "follow_rate", "follow_chance", "follow_pvalue",
         "stays_gold_rate", "accuracy_own", "accuracy_gold_citation", "gold_gain", "gold_vs_own", "per_task")}
-    figures["citation_gate"] = json.loads((cf / "citation_gate.json").read_text())
+    figures[f"citation_gate{tag}"] = json.loads((cf / "citation_gate.json").read_text())
 
 
 if __name__ == "__main__":

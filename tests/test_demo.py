@@ -315,3 +315,16 @@ def test_adopting_a_base_checks_its_corpus_seed(tmp_path):
     assert info["provenance"]["made_by"] == "tgsr demo --base-only"
     with pytest.raises(TgsrError, match="not a base model folder"):
         adopt_base(tmp_path / "stage2", tmp_path / "nothing")
+
+
+def test_demo_config_refuses_splits_and_sizes_that_would_mislead():
+    full = DemoConfig.full()
+    # the gate's validation dialogues never overlap the scored test dialogues
+    assert full.first_validation_clip + full.n_validation_clips <= full.first_test_clip
+    assert full.eval_items >= 1000 and full.control_items < full.eval_items
+    with pytest.raises(ValueError, match="overlap the test clips"):
+        DemoConfig(name="x", first_test_clip=200, n_test_clips=600, first_validation_clip=700)
+    with pytest.raises(ValueError, match="control_items must be between 1 and eval_items"):
+        DemoConfig(name="x", eval_items=100, control_items=200)
+    with pytest.raises(ValueError, match="grpo_seeds must be at least 1"):
+        DemoConfig(name="x", grpo_seeds=0)
