@@ -60,7 +60,7 @@ from tgsr.records import Prediction, QAExample, read_jsonl, write_jsonl  # noqa:
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "tiny-cpu"
 TRAINER = ["disable_tqdm=true", "logging_steps=25", "warmup_steps=50", "save_steps=100", "seed=0"]
 EVAL = ["--batch-size", "16", "--quiet"]
-PARTS = ("sta", "read_at", "sft")
+PARTS = ("sta", "read_at", "sft", "mixed")
 
 
 def run(*argv) -> None:
@@ -118,8 +118,10 @@ def main() -> None:
     ap.add_argument("--sta-steps", type=int, default=400)
     ap.add_argument("--read-at-steps", type=int, default=250)
     ap.add_argument("--sft-steps", type=int, default=400)
+    ap.add_argument("--mixed-steps", type=int, default=2000)
     ap.add_argument("--part", action="append", choices=PARTS,
-                    help="run only this part (repeatable; default all): sta (a), read_at (b), sft (c, with the gate)")
+                    help="run only this part (repeatable; default sta, read_at, sft): sta (a), read_at (b), sft (c, "
+                         "with the gate), mixed ((a) and (b)'s rows in one run, from --read-at-init)")
     ap.add_argument("--scenes", choices=["speech", "tones"], default="speech",
                     help="the lab's scene kind (tgsr data lab --scenes): spoken dialogues or pure-tone clips")
     ap.add_argument("--read-at-every-beep", action="store_true",
@@ -140,7 +142,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = args.root
     lab, init = root / "lab", root / "init"
-    parts = args.part or list(PARTS)
+    parts = args.part or list(PARTS[:3])
     figures: dict = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                                   if k != "part"}}
 
@@ -161,6 +163,8 @@ def main() -> None:
         part_sta(args, root, init, lab, sta, figures)
     if "read_at" in parts:
         part_read_at(args, root, init, lab, figures)
+    if "mixed" in parts:
+        part_mixed(args, root, init, lab, figures)
     if "sft" in parts:
         start = sta if args.sft_start == "sta" else root / "read_at"
         if not (start / "tgsr_summary.json").is_file():
@@ -187,16 +191,23 @@ def part_sta(args, root: Path, init: Path, lab: Path, sta: Path, figures: dict) 
                                 "no_span": m["no_span"], "by_phrase": sta_by_phrase(out)}
 
 
-def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
-    """(b) Reading at a given span, alone, from the init: the pitch of the beep from X to Y."""
-    val = lab / "validation"
+def read_at_rows(args, root: Path, lab: Path) -> Path:
+    """The training split's ``read_at`` rows alone (ROOT/train_read_at.jsonl), with the answer
+    line as the whole target under ``--read-at-target direct``."""
     rows = [x for x in read_jsonl(lab / "train" / "qa.jsonl", QAExample).records if x.task == "read_at"]
-    direct = args.read_at_target == "direct"
-    if direct:  # the reasoning reduced to the answer line, as the demo's base is trained
+    if args.read_at_target == "direct":  # the reasoning reduced to the answer line, as the demo's base is trained
         for x in rows:
             x.rationale = x.rationale_plain = final_answer_line(x.answer, x.choices)
     only = root / "train_read_at.jsonl"
     write_jsonl(only, rows)
+    return only
+
+
+def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
+    """(b) Reading at a given span, alone, from the init: the pitch of the beep from X to Y."""
+    val = lab / "validation"
+    direct = args.read_at_target == "direct"
+    only = read_at_rows(args, root, lab)
     read_at = root / "read_at"
     style = "direct" if direct else "grounded"
     start = args.read_at_init or init
@@ -212,6 +223,45 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
     figures["read_at_alone"]["contrast"] = contrast(root / "eval" / "read_at-alone-own",
                                                     root / "eval" / "read_at-alone-swapped",
                                                     root / "eval" / "read_at-alone-contrast.json")
+
+
+def part_mixed(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
+    """Both directions of the pointer in one run: Stage 1's rows (phrase -> time) and ``read_at``
+    (time -> pitch) shuffled together, from ``--read-at-init`` (or the init), with (a)'s recipe;
+    then (a)'s and (b)'s evaluations on validation, own against swapped audio."""
+    from tgsr.train.config import load_config
+    from tgsr.train.datasets import RowSet, sft_rows, sta_rows
+    from tgsr.train.supervised import run_supervised
+
+    val, out = lab / "validation", root / "mixed"
+    direct = args.read_at_target == "direct"
+    style = "direct" if direct else "grounded"
+    only = read_at_rows(args, root, lab)
+    start = args.read_at_init or init
+    if not (out / "tgsr_summary.json").is_file():
+        trainer_args, tgsr_args = load_config("sta", RECIPES / "sta.yaml", [
+            *TRAINER, f"output_dir={out}", f"tgsr.model={start}", f"tgsr.train_file={lab / 'train' / 'sta.jsonl'}",
+            f"tgsr.eval_file={val / 'sta.jsonl'}", f"max_steps={args.mixed_steps}"])
+
+        def rows(path, limit):
+            sta = sta_rows(path, limit)
+            reads = sft_rows(str(only), "rationale_plain" if direct else "rationale", style, limit)
+            return RowSet(sta.rows + reads.rows, f"{path} + {only.name}", sta.errors + reads.errors)
+
+        print(f"$ mixed training from {start}: {lab / 'train' / 'sta.jsonl'} + {only}", flush=True)
+        run_supervised("sta", trainer_args, tgsr_args, rows, resume=any(out.glob("checkpoint-*")))
+    block = figures["mixed"] = {"start": str(start), "steps": args.mixed_steps, "read_at_target": args.read_at_target}
+    for cond in ("own", "swapped"):
+        m = evaluate(out, root / "eval" / f"mixed-read_at-{cond}", "synthetic", val / "read_at.jsonl", cond,
+                     "--prompt", style, "--max-new-tokens", 24 if direct else 48)
+        block[f"read_at_{cond}"] = m["accuracy"]
+        block[f"read_at_{cond}_answers"] = answer_counts(root / "eval" / f"mixed-read_at-{cond}")
+        sta_out = root / "eval" / f"mixed-sta-{cond}"
+        m = evaluate(out, sta_out, "sta", val / "sta.jsonl", cond, "--max-new-tokens", 48)
+        block[f"sta_{cond}"] = {"mean_iou": m["mean_iou"], "iou_at_0.7": m["iou_at_0.7"], "no_span": m["no_span"],
+                                "items": m["items"], "by_phrase": sta_by_phrase(sta_out)}
+    block["read_at_contrast"] = contrast(root / "eval" / "mixed-read_at-own", root / "eval" / "mixed-read_at-swapped",
+                                         root / "eval" / "mixed-read_at-contrast.json")
 
 
 def part_sft(args, root: Path, lab: Path, start: Path, figures: dict) -> None:
