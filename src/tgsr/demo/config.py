@@ -69,7 +69,7 @@ class DemoConfig:
     # GRPO training seeds per arm (seed, seed + 1, ...): every seed's run is evaluated on the test
     # items; the tables other than "grpo_seeds" show the first.
     grpo_seeds: int = 1
-    eval_batch_size: int = 16
+    eval_batch_size: int = 64          # greedy decoding of a tiny model: 1.6x the items/s of batch 16 (measured)
     timestamp_items: int = 64         # held-out turn-level STA items for Table 1
     attention_items: int = 8          # test items per model for Table 4
     examples: int = 3                 # reasoning traces shown in the report
