@@ -181,7 +181,9 @@ def test_result_tables_are_rows_by_column_name():
 
 def _tiny_config() -> DemoConfig:
     cfg = DemoConfig(
-        name="test", recipes=DEMO_RECIPES / "quick", n_train_clips=5, n_test_clips=3, n_validation_clips=3,
+        # test clips 80-82 hold at least 4 questions (the default range's first three hold 2)
+        name="test", recipes=DEMO_RECIPES / "quick", n_train_clips=5, n_test_clips=3, first_test_clip=80,
+        n_validation_clips=3,
         validation_items=4, model_size="xs",
         families=("longest_turn", "start_range", "turn_start"),
         eval_items=4, control_items=3, grpo_seeds=2, eval_batch_size=4, timestamp_items=3, attention_items=1,
@@ -230,7 +232,7 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     for summary in out.glob("stages/grpo-*/stage.json"):
         assert json.loads(summary.read_text())["summary"]["reference_model"] == sta_model
     contrasts = tables["contrasts"]["rows"]
-    assert len(contrasts) == 6 and all(r["n"] == 4 and 0 <= r["McNemar p"] <= 1 for r in contrasts)
+    assert len(contrasts) == 6 and all(r["n"] == 4 and 0 <= r["McNemar p"] <= 1 for r in contrasts), contrasts
     assert all(list(row) == tables["accuracy"]["columns"] for row in acc_rows)
     for key in ("own", "swapped", "silence", "own - swapped"):
         assert all(row[key] is not None for row in acc_rows)
