@@ -330,3 +330,16 @@ def test_demo_config_refuses_splits_and_sizes_that_would_mislead():
         DemoConfig(name="x", eval_items=100, control_items=200)
     with pytest.raises(ValueError, match="grpo_seeds must be at least 1"):
         DemoConfig(name="x", grpo_seeds=0)
+
+
+def test_default_threads_does_not_count_the_demo_as_another_job(monkeypatch):
+    import os
+
+    from tgsr.demo import default_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert default_threads() == 1                 # at the start: the load is another job's
+    assert default_threads(own_load=1.0) == 2     # between stages: the load was the demo's own stage
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    assert default_threads(own_load=2.0) == 1     # another job keeps one core busy

@@ -42,12 +42,14 @@ GRPO_ARMS = (("tgsr", "TGSR: GRPO (answer + compaction)", "paper", "sft_grounded
              ("grpo_answer_only", "GRPO answer only, grounded prompt (w/o R_tg)", "answer_only", "sft_grounded"),
              ("grpo_no_grounding", "GRPO w/o grounding", "no_grounding", "sft_plain"))
 
-def default_threads() -> int:
+def default_threads(own_load: float = 0.0) -> int:
     """Two threads on an idle 2-core machine; one when other jobs keep the cores busy
-    (oversubscribed threads make each step several times slower, measured)."""
+    (oversubscribed threads make each step several times slower, measured). ``own_load`` is
+    this process's share of the load average (the threads its last stage ran), which is not
+    another job: without it the demo's own stages would count as one and hold it at one thread."""
     cores = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0]
+        busy = max(0.0, os.getloadavg()[0] - own_load)
     except OSError:
         busy = 0.0
     return max(1, min(2, cores, int(cores - busy + 0.5)))
@@ -68,7 +70,7 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
     torch.set_num_threads(n_threads)
 
     def adapt_threads() -> None:  # other jobs come and go: re-decide before each stage
-        torch.set_num_threads(default_threads())
+        torch.set_num_threads(default_threads(own_load=torch.get_num_threads()))
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
