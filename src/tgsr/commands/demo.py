@@ -16,7 +16,7 @@ def register(tree) -> None:
                 "evaluation with listening controls) and write OUT/report.html. Stages are cached: "
                 "a re-run resumes.", locks_output(folder=True)(_demo))
     p.add_argument("--quick", action="store_true",
-                   help="everything smaller: a check that every stage runs, under half a minute on 2 cores "
+                   help="everything smaller: a check that every stage runs, about a minute on 2 cores "
                         "(its numbers are noise)")
     p.add_argument("--out", default="demo-run", help="run folder (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
