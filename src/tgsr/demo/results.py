@@ -63,7 +63,8 @@ DESIGN_NOTES = [
     "Options are listed in natural order (two < three < four, earlier < later, voices low to high), so the answer "
     "depends on hearing, not on binding a shuffled letter to its text, which the tiny model does not learn in minutes.",
     "The base model (the pretrained-LALM analogue: a model that already hears when people talk) is supervised on "
-    "direct answers only, so it never saw a timestamp before Stage 1; see its provenance in the setting. Stage 1 "
+    "direct answers (the shipped one on nothing else: it never saw a timestamp before Stage 1; --base-with-sta adds "
+    "turn-level timestamps); see its provenance in the setting. Stage 1 "
     "(STA) replays the base task in its batches, since the tiny model otherwise forgets how to answer.",
     "Rationales are cut to their first claim and the answer line (~40 tokens); a short SFT on them gives the "
     "grounded (and the plain) reasoning format that an instruction-tuned LALM would follow zero-shot.",
