@@ -230,7 +230,7 @@ def part_mixed(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
     (time -> pitch) shuffled together, from ``--read-at-init`` (or the init), with (a)'s recipe;
     then (a)'s and (b)'s evaluations on validation, own against swapped audio."""
     from tgsr.train.config import load_config
-    from tgsr.train.datasets import RowSet, sft_rows, sta_rows
+    from tgsr.train.datasets import sta_and_sft_rows
     from tgsr.train.supervised import run_supervised
 
     val, out = lab / "validation", root / "mixed"
@@ -244,9 +244,7 @@ def part_mixed(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
             f"tgsr.eval_file={val / 'sta.jsonl'}", f"max_steps={args.mixed_steps}"])
 
         def rows(path, limit):
-            sta = sta_rows(path, limit)
-            reads = sft_rows(str(only), "rationale_plain" if direct else "rationale", style, limit)
-            return RowSet(sta.rows + reads.rows, f"{path} + {only.name}", sta.errors + reads.errors)
+            return sta_and_sft_rows(path, str(only), "rationale_plain" if direct else "rationale", style, limit)
 
         print(f"$ mixed training from {start}: {lab / 'train' / 'sta.jsonl'} + {only}", flush=True)
         run_supervised("sta", trainer_args, tgsr_args, rows, resume=any(out.glob("checkpoint-*")))

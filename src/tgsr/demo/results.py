@@ -22,6 +22,7 @@ from .tables import (
     Table,
     TaskAccuracyRow,
     TimestampRow,
+    paired_fields,
 )
 
 # ================================================================ results and report
@@ -415,10 +416,7 @@ def arm_contrasts(rows: list[ModelRow], *, seed: int = 0) -> list[ContrastRow]:
             continue
         c = contrast_runs(by_key[a].evals["own"].dir, by_key[b].evals["own"].dir, seed=seed)
         out.append(ContrastRow(question=question, model_a=by_key[a].label, model_b=by_key[b].label,
-                               accuracy_a=c["accuracy_a"], accuracy_b=c["accuracy_b"],
-                               difference=c["interval"]["difference"], low=c["interval"]["low"],
-                               high=c["interval"]["high"], only_a=c["mcnemar"]["only_a"],
-                               only_b=c["mcnemar"]["only_b"], p_mcnemar=c["mcnemar"]["pvalue"], n=c["n"]))
+                               **paired_fields(c)))
     return out
 
 
@@ -432,10 +430,7 @@ def seed_contrasts(rows: list[ModelRow], seed_rows: list, *, seed: int = 0) -> l
         if "own" not in row.evals or start_key not in starts:
             continue
         c = contrast_runs(row.evals["own"].dir, starts[start_key].evals["own"].dir, seed=seed)
-        out.append(SeedRow(model=row.label, seed=training_seed, accuracy=c["accuracy_a"],
-                           start_accuracy=c["accuracy_b"], difference=c["interval"]["difference"],
-                           low=c["interval"]["low"], high=c["interval"]["high"], p_mcnemar=c["mcnemar"]["pvalue"],
-                           n=c["n"]))
+        out.append(SeedRow(model=row.label, seed=training_seed, **paired_fields(c)))
     return out
 
 

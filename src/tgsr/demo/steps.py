@@ -228,7 +228,7 @@ def train_sta(cfg: DemoConfig, d: Path, start: Stage, corpus: Stage) -> dict:
 def _train_mixed(stage: str, cfg: DemoConfig, d: Path, start: Path, corpus: Stage) -> dict:
     """Supervised training on turn-level STA rows and direct-answer rows, shuffled together, with
     the settings of ``cfg.recipe(stage)`` (read as a ``tgsr train sta`` recipe)."""
-    from ..train.datasets import RowSet, sft_rows, sta_rows
+    from ..train.datasets import sta_and_sft_rows
     from ..train.supervised import run_supervised
 
     sta_file = corpus.dir / "train" / "sta_turn.jsonl"
@@ -237,9 +237,7 @@ def _train_mixed(stage: str, cfg: DemoConfig, d: Path, start: Path, corpus: Stag
                                                tgsr={"model": str(start), "train_file": str(sta_file)})
 
     def rows(path, limit):
-        sta = sta_rows(str(sta_file), limit)
-        replay = sft_rows(str(replay_file), "rationale_plain", "direct", limit)
-        return RowSet(sta.rows + replay.rows, f"{sta_file} + {replay_file.name} (replay)", sta.errors + replay.errors)
+        return sta_and_sft_rows(str(path), str(replay_file), "rationale_plain", "direct", limit)
 
     _, _, summary = run_supervised("sta", trainer_args, tgsr_args, rows,
                                    callbacks=[_LogRecorder(d / "log_history.jsonl")])

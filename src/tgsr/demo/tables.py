@@ -141,13 +141,22 @@ class SeedRow(Row):
 
     model: str
     seed: int = column("training seed")
-    accuracy: float = column("own")
-    start_accuracy: float = column("start policy")
+    accuracy_a: float = column("own")
+    accuracy_b: float = column("start policy")
     difference: float = column("GRPO - start")
     low: float = column("95% low")
     high: float = column("95% high")
+    only_a: int = column("only GRPO right")
+    only_b: int = column("only start right")
     p_mcnemar: float = column("McNemar p")
     n: int = column("n")
+
+
+def paired_fields(c: dict) -> dict:
+    """The fields ``ContrastRow`` and ``SeedRow`` share, from a ``tgsr.analysis.stats.contrast_runs`` result."""
+    return {"accuracy_a": c["accuracy_a"], "accuracy_b": c["accuracy_b"], "difference": c["interval"]["difference"],
+            "low": c["interval"]["low"], "high": c["interval"]["high"], "only_a": c["mcnemar"]["only_a"],
+            "only_b": c["mcnemar"]["only_b"], "p_mcnemar": c["mcnemar"]["pvalue"], "n": c["n"]}
 
 
 @dataclass

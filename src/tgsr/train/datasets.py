@@ -84,6 +84,16 @@ def sft_rows(path: str, target: str = "rationale_plain", style: str = "grounded"
     return RowSet(rows, str(path), errors)
 
 
+def sta_and_sft_rows(sta_path: str, sft_path: str, target: str = "rationale_plain", style: str = "direct",
+                     limit: int | None = None) -> RowSet:
+    """Stage 1's rows and supervised QA rows in one set (the trainer shuffles them together):
+    STA with the base task replayed, or two directions of one skill trained at once. ``limit``
+    applies to each file."""
+    sta = sta_rows(sta_path, limit)
+    sft = sft_rows(sft_path, target, style, limit)
+    return RowSet(sta.rows + sft.rows, f"{sta_path} + {sft_path}", sta.errors + sft.errors)
+
+
 def grpo_rows(path: str, style: str = "grounded", limit: int | None = None) -> RowSet:
     recs, errors = _read(path, QAExample, limit)
     rows = [{"id": r.id, "audio": r.audio, "prompt": user_messages(reasoning_question(r.question, r.choices, style)),
@@ -103,4 +113,4 @@ def clean_conversation(conv: list[dict]) -> list[dict]:
     return out
 
 
-__all__ = ["RowSet", "sta_rows", "sft_rows", "grpo_rows", "clean_conversation"]
+__all__ = ["RowSet", "sta_rows", "sft_rows", "sta_and_sft_rows", "grpo_rows", "clean_conversation"]
