@@ -213,6 +213,10 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert all(line.startswith('{"id": "validation-') for f in gate_runs for line in f.read_text().splitlines())
     assert any(n["text"].startswith("GRPO was not run") for n in first["notices"])
     assert all(not c["passed"] for c in first["checks"].values())
+    # citation following of the GRPO start on validation (its gate) and test, every item counted
+    cf = {t["id"]: t for t in first["tables"]}["citation_following"]["rows"]
+    assert [(r["split"], r["items"]) for r in cf] == [("validation", 4), ("test", 3)]
+    assert all(0 < r["probed"] <= r["items"] for r in cf), cf
 
     # 2. --grpo-anyway trains the four GRPO arms; everything before them is cached.
     results = run_demo(cfg, out, threads=1, grpo_anyway=True)
@@ -244,6 +248,10 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert sorted((r["model"], r["training seed"]) for r in seeds) == sorted(
         (label, s) for label in grpo_labels for s in (0, 1))
     assert all(r["n"] == 4 for r in seeds) and len(list(out.glob("stages/grpo-*-seed1-*"))) == 4
+    # citation following after GRPO: each grounded arm's every seed, on the same test items
+    cf = tables["citation_following"]["rows"]
+    assert len(cf) == 2 + 3 * 2 and all(r["items"] == 3 for r in cf if r["split"] == "test")
+    assert sum(r["model"].startswith(("TGSR", "GRPO")) for r in cf) == 6
     # Table 4 on the same text: every model read the same reference rationales, which cite the gold span
     same = tables["attention_same_text"]["rows"]
     assert len(same) == 8 and all(r["items"] == 1 and r["items citing"] == 1 for r in same)
@@ -343,3 +351,45 @@ def test_default_threads_does_not_count_the_demo_as_another_job(monkeypatch):
     assert default_threads(own_load=1.0) == 2     # between stages: the load was the demo's own stage
     monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))
     assert default_threads(own_load=2.0) == 1     # another job keeps one core busy
+
+
+def _option_at(start: float, choices: list[str], task: str) -> str:
+    """The option a listener who reads the cited start would pick: the nearest time (options are
+    >= 0.3 s apart; a citation is floored to 10 ms, an option rounded to 100 ms), or its range."""
+    from tgsr.data.questions import START_EDGES, start_range_options
+
+    if task == "turn_start":
+        return min(choices, key=lambda c: abs(float(c.split()[1]) - start))
+    return start_range_options()[sum(start > e for e in START_EDGES)]
+
+
+def test_timing_counterfactuals_imply_the_option_their_citation_starts_in(synth_corpus):
+    from tgsr.analysis.citation_following import citation_probes
+    from tgsr.data.questions import timing_counterfactuals
+    from tgsr.demo.steps import first_claim, in_natural_order
+    from tgsr.records import QAExample, read_jsonl
+    from tgsr.spans import find_spans
+
+    qa = [in_natural_order(x) for split in ("train", "test")
+          for x in read_jsonl(synth_corpus / split / "qa.jsonl", QAExample).records]
+    timing = [x for x in qa if x.task in ("turn_start", "start_range")]
+    assert {x.task for x in timing} == {"turn_start", "start_range"}
+    assert timing_counterfactuals("longest_turn", ["the first turn"] * 4, "a", [(0.0, 1.0)], 5.0) is None
+    for x in timing:
+        x.rationale = first_claim(x.rationale)
+        x.meta = {**x.meta, **timing_counterfactuals(x.task, x.choices, x.answer, x.evidence, x.duration)}
+        cfs = x.meta["counterfactuals"]
+        assert 1 <= len(cfs) <= 3 and x.answer not in {c["answer"] for c in cfs}
+        for c in cfs:
+            a, b = c["span"]
+            assert 0 <= a < b <= x.duration
+            assert _option_at(a, x.choices, x.task) == x.choices["abcd".index(c["answer"])]
+    probes, skipped = citation_probes(timing)
+    assert not skipped and len(probes) == len(timing)
+    # a listener that answers from the cited start follows every counterfactual, and the gold
+    # prefix gives it the gold answer
+    for p in probes:
+        gold_start = find_spans(p.gold_prefix)[0].start
+        cf_start = find_spans(p.counterfactual_prefix)[0].start
+        assert _option_at(gold_start, p.choices, p.task) == p.choices["abcd".index(p.gold)]
+        assert _option_at(cf_start, p.choices, p.task) == p.choices["abcd".index(p.counterfactual_answer)]

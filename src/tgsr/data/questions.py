@@ -428,5 +428,35 @@ def evidence(draft: Draft) -> list[tuple[float, float]]:
     return [c.span for c in draft.claims if c.span is not None]
 
 
+def timing_counterfactuals(task: str, choices: list[str], answer: str, evidence: list,
+                           duration: float) -> dict | None:
+    """``{"pointer": 0, "counterfactuals": [...]}`` for a ``turn_start`` or ``start_range``
+    question (``tgsr.analysis.citation_following`` reads them from ``QAExample.meta``), or None
+    for other families.
+
+    In these families the answer is the start of the cited turn, so the citation is the pointer:
+    a counterfactual citation has the cited turn's length and starts at another option's time
+    (``turn_start``) or in the middle of another option's range (``start_range``), and implies
+    that option. An answer that reads its citation follows it; one that ignores it does not.
+    ``choices`` and the gold letter ``answer`` are the question's final ones."""
+    if task not in ("turn_start", "start_range") or not evidence:
+        return None
+    start, end = (float(x) for x in evidence[0])
+    length = end - start
+    if task == "turn_start":
+        starts = {c: float(re.fullmatch(r"at (\d+(?:\.\d+)?) seconds", c).group(1)) for c in choices}
+    else:
+        edges = (START_EDGES[0] - 0.6, *START_EDGES, START_EDGES[-1] + 0.6)
+        ranges = start_range_options()
+        starts = {c: (edges[ranges.index(c)] + edges[ranges.index(c) + 1]) / 2 for c in choices}
+    gold = choices[LETTERS.index(answer)]
+    out = []
+    for letter, c in zip(LETTERS, choices):
+        if c == gold or starts[c] + 0.1 >= duration:
+            continue
+        out.append({"span": list(cite(starts[c], min(starts[c] + length, duration), duration)), "answer": letter})
+    return {"pointer": 0, "counterfactuals": out} if out else None
+
+
 __all__ = ["FAMILIES", "first_start_pool", "start_range_options", "START_EDGES", "Claim", "Draft", "LetterSchedule",
-           "arrange", "rationales", "evidence", "cite", "speaker_name", "voice_name", "N_OPTIONS", "LETTERS"]
+           "arrange", "rationales", "evidence", "timing_counterfactuals", "cite", "speaker_name", "voice_name", "N_OPTIONS", "LETTERS"]

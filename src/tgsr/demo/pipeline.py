@@ -23,6 +23,7 @@ from .steps import (
     listening_check,
     make_corpus,
     measure_attention,
+    measure_citation_following,
     measure_attention_same_text,
     measure_behaviours,
     train_grpo,
@@ -171,6 +172,23 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
     for row, _, _ in seed_rows:
         run_evals(row, ("own",))
 
+    # citation following (does the answer read its citation?): the GRPO start on the validation
+    # split (the gate), then every grounded model on the test's control items, before and after GRPO
+    citation = {}
+
+    def follow(row: ModelRow, split: str, label: str) -> None:
+        citation[(row.key, split)] = (label, runner.run(
+            f"citation-{row.key}-{split}", {**common, "items": eval_limit(cfg, "control", split)},
+            lambda d, row=row: measure_citation_following(cfg, d, row.stage, corpus, split), row.stage, corpus,
+            resumable=True, title=f"citation following: {label} [{split}]"))
+
+    start_row = next(r for r in rows if r.key == "sft_grounded")
+    follow(start_row, "validation", start_row.label)
+    follow(start_row, "test", start_row.label)
+    for row, seed, start_key in seed_rows:
+        if start_key == "sft_grounded":
+            follow(row, "test", row.label + (f" (seed {seed})" if cfg.grpo_seeds > 1 else ""))
+
     # Table 1: timestamps before and after STA
     base_label = ("Base (before Stage 1; its pretraining included turn timestamps)" if _base_had_sta(cfg, base)
                   else "Base (before STA)")
@@ -202,7 +220,7 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
     wall = time.perf_counter() - t_start
     threads_note = str(threads) if threads else f"{n_threads} at the start, re-decided before each stage"
     results = assemble_results(cfg, out, corpus, base, rows, checks, timestamps, behaviours, attention,
-                               attention_same_text, seed_rows, runner, wall, threads_note, grpo_anyway)
+                               attention_same_text, seed_rows, citation, runner, wall, threads_note, grpo_anyway)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     from ..report import write_report
 

@@ -14,6 +14,7 @@ from .tables import (
     AccuracyRow,
     AttentionRow,
     BehaviourRow,
+    CitationFollowingRow,
     CitationRow,
     ContrastRow,
     ListeningCheckRow,
@@ -164,7 +165,8 @@ def _example_traces(cfg: DemoConfig, out: Path, corpus: Stage, rows: list[ModelR
 
 def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, rows: list[ModelRow],
                      checks: dict, timestamps: dict, behaviours: dict, attention: dict, attention_same_text: dict,
-                     seed_rows: list, runner: StageRunner, wall: float, threads: str, grpo_anyway: bool) -> dict:
+                     seed_rows: list, citation: dict, runner: StageRunner, wall: float, threads: str,
+                     grpo_anyway: bool) -> dict:
     """Everything the report shows, as plain JSON (saved as ``results.json``)."""
     labels = {r.key: r.label for r in rows}
     c = corpus.summary
@@ -242,6 +244,28 @@ def assemble_results(cfg: DemoConfig, out: Path, corpus: Stage, base: Stage, row
                                      distinct_regions=sum(v["distinct"] for v in cit.values()) / n,
                                      answers_citing=sum(1 for v in cit.values() if v["n"] > 0) / n))
     tables.append(Table("citations", "Timestamp citations in the answers (own audio)", cite_rows, CitationRow))
+
+    # citation following: before GRPO (the start policy, validation and test) and after (each GRPO run)
+    cf_rows = []
+    for (_, split), (label, st) in citation.items():
+        s, gate = st.summary["summary"], st.summary["gate"]
+        cf_rows.append(CitationFollowingRow(
+            model=label, split=split, follow_rate=s["follow_rate"], follow_chance=s["follow_chance"],
+            follow_pvalue=s["follow_pvalue"], accuracy_own=s["accuracy_own"], accuracy_gold=s["accuracy_gold_citation"],
+            gold_gain=s["gold_gain"], gain_pvalue=(s.get("gold_vs_own") or {}).get("mcnemar", {}).get("pvalue"),
+            probed=s["n_probed"], items=s["n_items"], passed=gate["passed"]))
+    if cf_rows:
+        tables.append(Table("citation_following", "Does the answer follow its citation? (before and after GRPO)",
+                            cf_rows, CitationFollowingRow,
+                            caption="Grounded prompt, greedy. For each turn_start and start_range item the reference "
+                                    "rationale is teacher-forced up to its citation, once as it is (gold) and once "
+                                    "with the citation moved to another option's time (counterfactual); the model "
+                                    "writes the rest. 'Follows counterfactual' = the answer is the option the moved "
+                                    "citation implies (chance = 1 / options; one-sided exact binomial p); 'gold - "
+                                    "own' = accuracy with the gold citation minus with the model's own reasoning "
+                                    "(McNemar's exact p). longest_turn items are not probed (items - probed). Gate: "
+                                    "follows >= 0.6 and above chance at 0.01, and gold - own >= 0.05. Validation = "
+                                    "the gate's split; test = the first control items."))
 
     # Table 3 analogue
     beh_rows = []

@@ -81,6 +81,7 @@ def make_corpus(cfg: DemoConfig, d: Path) -> dict:
       need absolute pitch, and with them in the mix no listening gap appeared within 600 steps
       (measured, docs/demo.md), while ordinal referents opened one from ~400 steps.
     """
+    from ..data.questions import timing_counterfactuals
     from ..data.synth import synthesize
     from ..prompts import final_answer_line
     from ..records import ClipWords, QAExample, read_jsonl, write_jsonl
@@ -101,6 +102,9 @@ def make_corpus(cfg: DemoConfig, d: Path) -> dict:
         qa = [in_natural_order(x) for x in read_jsonl(d / split / "qa.jsonl", QAExample).records]
         for x in qa:
             x.rationale, x.rationale_plain = first_claim(x.rationale), first_claim(x.rationale_plain)
+            # the pointer and counterfactual citations of the citation-following probe
+            probe = timing_counterfactuals(x.task, x.choices, x.answer, x.evidence, x.duration)
+            x.meta = {**(x.meta or {}), **(probe or {})}
             if split == "validation":  # its clips were made as test-split clips; name them for what they are
                 x.id, x.split = "validation-" + x.id.removeprefix("test-"), "validation"
         write_jsonl(d / split / "qa_ordered.jsonl", qa)
@@ -335,6 +339,24 @@ def measure_attention_same_text(cfg: DemoConfig, d: Path, model: Stage, corpus: 
     qa = read_jsonl(corpus.dir / "test" / "qa_ordered.jsonl", QAExample).records[: cfg.attention_items]
     jobs = jobs_from_qa(qa, prompt="grounded", teacher_force="rationale")
     return run_attention(load_model(model.model), jobs, d, max_new_tokens=_max_tokens(cfg, "grounded"))
+
+
+def measure_citation_following(cfg: DemoConfig, d: Path, model: Stage, corpus: Stage, split: str = "test") -> dict:
+    """Does the answer follow the citation (``tgsr.analysis.citation_following``)? On the
+    validation questions (the gate) or the test's control items, with the grounded prompt: the
+    ``turn_start`` and ``start_range`` items carry a pointer and counterfactual citations
+    (``tgsr.data.questions.timing_counterfactuals``); ``longest_turn`` items are counted as not
+    probed."""
+    from ..analysis.citation_following import citation_gate, run_citation_following
+    from ..models import load_model
+    from ..records import QAExample, read_jsonl
+
+    limit = cfg.validation_items if split == "validation" else cfg.control_items
+    qa = read_jsonl(corpus.dir / split / "qa_ordered.jsonl", QAExample).records[:limit]
+    summary = run_citation_following(load_model(model.model), qa, d, prompt="grounded",
+                                     max_new_tokens=_max_tokens(cfg, "grounded"), batch_size=cfg.eval_batch_size,
+                                     seed=cfg.seed)
+    return {"summary": summary, "gate": citation_gate(summary).to_dict(), "split": split}
 
 
 def _max_tokens(cfg: DemoConfig, prompt: str) -> int:

@@ -105,6 +105,24 @@ class CitationRow(Row):
 
 
 @dataclass
+class CitationFollowingRow(Row):
+    """Does the answer read its citation? (``tgsr.analysis.citation_following``) One model, one split."""
+
+    model: str
+    split: str
+    follow_rate: float | None = column("follows counterfactual")
+    follow_chance: float | None = column("chance")
+    follow_pvalue: float | None = column("p (> chance)")
+    accuracy_own: float | None = column("acc. own reasoning")
+    accuracy_gold: float | None = column("acc. gold citation")
+    gold_gain: float | None = column("gold - own")
+    gain_pvalue: float | None = column("McNemar p")
+    probed: int = column("probed")
+    items: int = column("items")
+    passed: bool = column("gate passed")
+
+
+@dataclass
 class BehaviourRow(Row):
     """Table 3 analogue."""
 
