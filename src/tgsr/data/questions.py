@@ -459,4 +459,5 @@ def timing_counterfactuals(task: str, choices: list[str], answer: str, evidence:
 
 
 __all__ = ["FAMILIES", "first_start_pool", "start_range_options", "START_EDGES", "Claim", "Draft", "LetterSchedule",
-           "arrange", "rationales", "evidence", "timing_counterfactuals", "cite", "speaker_name", "voice_name", "N_OPTIONS", "LETTERS"]
+           "arrange", "rationales", "evidence",
+           "timing_counterfactuals", "cite", "speaker_name", "voice_name", "N_OPTIONS", "LETTERS"]
