@@ -27,7 +27,7 @@ PACKAGED_BASE = Path(__file__).resolve().parent.parent / "assets" / "demo_base"
 DEMO_RECIPES = Path(__file__).resolve().parent.parent / "assets" / "demo_recipes"
 RECIPE_STAGES = ("base", "sta", "sft", "grpo")
 # Bump when a stage's code changes what it writes, so old caches are not reused.
-STAGE_CODE_VERSION = 6
+STAGE_CODE_VERSION = 7
 
 # What the demo sets for each stage itself (start model, rows, per-arm target, prompt and reward
 # preset); a recipe that set them would be overridden without a word, so it is refused.
