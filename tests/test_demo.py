@@ -338,6 +338,8 @@ def test_demo_config_refuses_splits_and_sizes_that_would_mislead():
         DemoConfig(name="x", eval_items=100, control_items=200)
     with pytest.raises(ValueError, match="grpo_seeds must be at least 1"):
         DemoConfig(name="x", grpo_seeds=0)
+    with pytest.raises(ValueError, match="sta_replay must be at least 1"):
+        DemoConfig(name="x", sta_replay=0)
 
 
 def test_default_threads_does_not_count_the_demo_as_another_job(monkeypatch):

@@ -22,3 +22,15 @@ def test_sta_and_sft_rows_hold_both_sets_and_every_error(toy_corpus):
         bad.unlink()
     assert len(with_errors.rows) == len(mixed.rows) and len(with_errors.errors) == 2
     assert len(sta_and_sft_rows(str(sta_file), str(qa_file), limit=2).rows) == 4  # the limit is per file
+
+
+def test_replay_repeats_the_qa_rows_and_refuses_less_than_once(toy_corpus):
+    import pytest
+
+    from tgsr.errors import TgsrError
+
+    sta_file, qa_file = toy_corpus / "train" / "sta.jsonl", toy_corpus / "train" / "qa.jsonl"
+    sta, sft = sta_rows(str(sta_file)), sft_rows(str(qa_file), "rationale_plain", "direct")
+    assert sta_and_sft_rows(str(sta_file), str(qa_file), replay=3).rows == sta.rows + sft.rows * 3
+    with pytest.raises(TgsrError, match="replay"):
+        sta_and_sft_rows(str(sta_file), str(qa_file), replay=0)

@@ -36,6 +36,8 @@ def register(tree) -> None:
     p.add_argument("--base-with-sta", action="store_true",
                    help="train the base model on turn-level STA rows as well as direct answers")
     p.add_argument("--train-clips", type=int, default=None, help="training dialogues to synthesise")
+    p.add_argument("--sta-replay", type=int, default=None, metavar="N",
+                   help="Stage 1 repeats the base task's direct-answer rows N times in its mix (default 1)")
     p.add_argument("--grpo-seeds", type=int, default=None, metavar="N",
                    help="train every GRPO arm with N seeds (seed, seed + 1, ...) and report each against its "
                         "start policy (default: 1; the documented run uses 3)")
@@ -79,6 +81,8 @@ def _demo(args: argparse.Namespace) -> int:
         cfg = replace(cfg, n_train_clips=args.train_clips)
     if args.grpo_seeds is not None:
         cfg = replace(cfg, grpo_seeds=args.grpo_seeds)
+    if args.sta_replay is not None:
+        cfg = replace(cfg, sta_replay=args.sta_replay)
     base = args.base
     if base is None and not (args.train_base or args.base_only) and (PACKAGED_BASE / "model.safetensors").exists():
         base = str(PACKAGED_BASE)

@@ -62,6 +62,7 @@ class DemoConfig:
     model_size: str = "s"
     hop_length: int = 320
     base_with_sta: bool = False       # also train the base on turn-level STA rows (a listening task)
+    sta_replay: int = 1               # Stage 1 repeats the base task's rows this many times in its mix
     eval_items: int = 1000            # test QA items of the own-audio evaluations (first N, whole clips)
     # The swapped- and silent-audio controls run on the first control_items of those items (the
     # paired own - swapped difference is taken on them): a control needs hundreds, not thousands.
@@ -93,6 +94,8 @@ class DemoConfig:
         if not 1 <= self.control_items <= self.eval_items:
             raise ValueError(f"control_items must be between 1 and eval_items ({self.eval_items}), "
                              f"got {self.control_items}")
+        if self.sta_replay < 1:
+            raise ValueError(f"sta_replay must be at least 1, got {self.sta_replay}")
         if self.grpo_seeds < 1:
             raise ValueError(f"grpo_seeds must be at least 1, got {self.grpo_seeds}")
         if max(test.start, val.start) < min(test.stop, val.stop):

@@ -103,7 +103,8 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
         return make_base_provenance(cfg, runner, corpus, base, common)
 
     # 3. Stage 1 gives pi_0; both reasoning SFTs start from it, with the same recipe and steps
-    sta = runner.run("sta", {**common, "recipe": cfg.recipe_settings("sta")},
+    sta = runner.run("sta", {**common, "recipe": cfg.recipe_settings("sta"),
+                             **({"replay": cfg.sta_replay} if cfg.sta_replay != 1 else {})},
                      lambda d: train_sta(cfg, d, base, corpus), base, corpus, title="Stage 1: STA (turn level): pi_0")
     sft_plain = runner.run("sft-plain", {**common, "recipe": cfg.recipe_settings("sft")},
                            lambda d: train_sft(cfg, d, sta, corpus, "rationale_plain", "cot"), sta, corpus,

@@ -241,7 +241,8 @@ def _train_mixed(stage: str, cfg: DemoConfig, d: Path, start: Path, corpus: Stag
                                                tgsr={"model": str(start), "train_file": str(sta_file)})
 
     def rows(path, limit):
-        return sta_and_sft_rows(str(path), str(replay_file), "rationale_plain", "direct", limit)
+        return sta_and_sft_rows(str(path), str(replay_file), "rationale_plain", "direct", limit,
+                                replay=cfg.sta_replay if stage == "sta" else 1)
 
     _, _, summary = run_supervised("sta", trainer_args, tgsr_args, rows,
                                    callbacks=[_LogRecorder(d / "log_history.jsonl")])

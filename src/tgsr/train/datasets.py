@@ -85,13 +85,15 @@ def sft_rows(path: str, target: str = "rationale_plain", style: str = "grounded"
 
 
 def sta_and_sft_rows(sta_path: str, sft_path: str, target: str = "rationale_plain", style: str = "direct",
-                     limit: int | None = None) -> RowSet:
+                     limit: int | None = None, replay: int = 1) -> RowSet:
     """Stage 1's rows and supervised QA rows in one set (the trainer shuffles them together):
     STA with the base task replayed, or two directions of one skill trained at once. ``limit``
-    applies to each file."""
+    applies to each file; ``replay`` repeats the QA rows (their share of the batches)."""
+    if replay < 1:
+        raise TgsrError(f"replay must be at least 1, got {replay}")
     sta = sta_rows(sta_path, limit)
     sft = sft_rows(sft_path, target, style, limit)
-    return RowSet(sta.rows + sft.rows, f"{sta_path} + {sft_path}", sta.errors + sft.errors)
+    return RowSet(sta.rows + sft.rows * replay, f"{sta_path} + {replay} x {sft_path}", sta.errors + sft.errors)
 
 
 def grpo_rows(path: str, style: str = "grounded", limit: int | None = None) -> RowSet:
