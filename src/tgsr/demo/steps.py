@@ -352,8 +352,8 @@ def measure_citation_following(cfg: DemoConfig, d: Path, model: Stage, corpus: S
     from ..models import load_model
     from ..records import QAExample, read_jsonl
 
-    limit = cfg.validation_items if split == "validation" else cfg.control_items
-    qa = read_jsonl(corpus.dir / split / "qa_ordered.jsonl", QAExample).records[:limit]
+    # the questions of a control run: the gate's validation items, or the test's first control_items
+    qa = read_jsonl(corpus.dir / split / "qa_ordered.jsonl", QAExample).records[:eval_limit(cfg, "control", split)]
     summary = run_citation_following(load_model(model.model), qa, d, prompt="grounded",
                                      max_new_tokens=_max_tokens(cfg, "grounded"), batch_size=cfg.eval_batch_size,
                                      seed=cfg.seed)
