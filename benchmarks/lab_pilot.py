@@ -28,6 +28,9 @@ resumes from its last checkpoint and an evaluation from its last item. Usage:
 ``--read-at-every-beep`` asks ``read_at`` of every tone (four rows per scene, in training and in
 ``validation/read_at.jsonl``), and ``--read-at-target direct`` trains (b) on the answer line alone
 (direct prompt) instead of the grounded rationale; (b) also records the letters answered.
+``--tone-slots JITTER`` lays the tone scenes out in slots (``tgsr data lab --tone-slots``): one
+event per fifth of the clip, moved by at most JITTER seconds, the steps of a curriculum for
+reading at a given time when each stage starts from the last (``--read-at-init``).
 
 ``--read-at-init MODEL`` starts (b) from MODEL instead of the random init (a warm start, e.g. the
 pitch reader of ``benchmarks/lab_single_tone.py``), and ``--sft-start read_at`` starts (c) from
@@ -124,6 +127,9 @@ def main() -> None:
                          "with the gate), mixed ((a) and (b)'s rows in one run, from --read-at-init)")
     ap.add_argument("--scenes", choices=["speech", "tones"], default="speech",
                     help="the lab's scene kind (tgsr data lab --scenes): spoken dialogues or pure-tone clips")
+    ap.add_argument("--tone-slots", type=float, default=None, metavar="JITTER",
+                    help="tone scenes in the slotted layout, events moved by at most JITTER seconds "
+                         "(tgsr data lab --tone-slots)")
     ap.add_argument("--read-at-every-beep", action="store_true",
                     help="read_at asked of every beep (four rows per scene, tgsr data lab --read-at-every-beep), "
                          "in training and in validation/read_at.jsonl")
@@ -148,13 +154,14 @@ def main() -> None:
 
     if not (lab / "manifest.json").is_file():
         every = ["--read-at-every-beep"] if args.read_at_every_beep else []
+        slots = [] if args.tone_slots is None else ["--tone-slots", args.tone_slots]
         run("data", "lab", "--out", lab, "--train", args.train_scenes, "--validation", args.validation_scenes,
-            "--test", 0, "--read-at", "validation", "--scenes", args.scenes, *every, "--no-progress")
+            "--test", 0, "--read-at", "validation", "--scenes", args.scenes, *every, *slots, "--no-progress")
     made = json.loads((lab / "manifest.json").read_text())
-    if (made.get("scenes", "speech"), made.get("read_at_every_beep", False)) != (args.scenes,
-                                                                                  args.read_at_every_beep):
-        sys.exit(f"{lab} holds {made.get('scenes', 'speech')} scenes (read_at_every_beep "
-                 f"{made.get('read_at_every_beep', False)}); use another --root for these settings")
+    held = (made.get("scenes", "speech"), made.get("read_at_every_beep", False), made.get("tone_slot_jitter"))
+    if held != (args.scenes, args.read_at_every_beep, args.tone_slots):
+        sys.exit(f"{lab} holds {held[0]} scenes (read_at_every_beep {held[1]}, tone slots {held[2]}); "
+                 f"use another --root for these settings")
     if not (init / "config.json").is_file():
         run("model", "tiny", "--family", "qwen2.5-omni", "--size", "s", "--out", init, "--hop-length", 320)
 

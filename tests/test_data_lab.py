@@ -393,17 +393,49 @@ def test_tone_scenes_are_deterministic():
     assert a == b and np.array_equal(xa, xb) and c.events != a.events
 
 
+def test_slotted_tone_layout():
+    """One event per fifth of the clip, centred and moved by at most the jitter, never out of its
+    slot; the pitches, the marker rule and the audio are the free layout's."""
+    from tgsr.data.lab_tones import CLIP_SECONDS, EDGE_SECONDS, make_tone_scene
+
+    slot = (CLIP_SECONDS - 2 * EDGE_SECONDS) / 5
+    for jitter in (0.0, 0.1, 5.0):
+        for i in range(12):
+            scene, audio = make_tone_scene("train", i, 0, jitter)
+            events = scene.events
+            assert len(events) == 5 and events[0].kind == events[-1].kind == "beep"
+            assert sorted(e.pitch_hz for e in scene.beeps) == [300.0, 600.0, 1200.0, 2400.0]
+            for k, e in enumerate(events):
+                lo, hi = EDGE_SECONDS + k * slot, EDGE_SECONDS + (k + 1) * slot
+                assert lo - 2e-3 <= e.start and e.end <= hi + 2e-3, (jitter, i, k, e)
+                shift = (e.start + e.end) / 2 - (lo + hi) / 2
+                assert abs(shift) <= jitter + 2e-3
+                if e.kind == "beep":
+                    assert abs(peak_hz(audio, e.start, e.end) - e.pitch_hz) < 0.02 * e.pitch_hz
+    assert make_tone_scene("train", 3, 0, 0.2)[0] == make_tone_scene("train", 3, 0, 0.2)[0]
+    # the free layout is not changed by the option's existence
+    assert make_tone_scene("train", 3, 0)[0] != make_tone_scene("train", 3, 0, 0.0)[0]
+    with pytest.raises(ValueError, match="slot_jitter"):
+        make_tone_scene("train", 0, 0, -0.1)
+
+
+def test_tone_slots_need_tone_scenes(tmp_path):
+    with pytest.raises(TgsrError, match="tone_slot_jitter"):
+        make_lab(tmp_path / "lab", {"train": 1}, scenes="speech", tone_slot_jitter=0.0, progress=False)
+
+
 def test_tgsr_data_lab_tones_command(tmp_path, capsys):
     from tgsr.cli import main
 
     out = tmp_path / "tones"
     assert main(["data", "lab", "--out", str(out), "--scenes", "tones", "--train", "8", "--validation", "2",
                  "--test", "4", "--read-at", "validation", "--read-at-every-beep", "--probe", "validation",
-                 "--no-progress"]) == 0
+                 "--tone-slots", "0.2", "--no-progress"]) == 0
     text = capsys.readouterr().out
     # four test families and four read_at rows per training scene
     assert "train: 8 scenes, 64 questions" in text and "test: 4 scenes, 16 questions" in text
     assert "(+8 read_at questions in validation/read_at.jsonl)" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["scenes"] == "tones" and manifest["read_at_every_beep"] is True
+    assert manifest["tone_slot_jitter"] == 0.2
     assert manifest["splits"]["validation"]["timbres"] == ["triangle"]

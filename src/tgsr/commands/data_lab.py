@@ -31,6 +31,9 @@ def register(tree) -> None:
     p.add_argument("--read-at-every-beep", action="store_true",
                    help="ask read_at of every beep of a scene (four rows per scene) instead of one random beep, "
                         "in train/qa.jsonl and in the --read-at files")
+    p.add_argument("--tone-slots", type=float, default=None, metavar="JITTER",
+                   help="tone scenes only: one event per fifth of the clip, centred and moved by at most JITTER "
+                        "seconds, so that a written time names a slot (a curriculum for reading at a given time)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     (Path(args.out) / "probe.json").unlink(missing_ok=True)  # never leave a check of an older corpus
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
     s = make_lab(args.out, sizes, args.seed, max_turns=args.max_turns, read_at_splits=tuple(args.read_at),
-                 scenes=args.scenes, read_at_every_beep=args.read_at_every_beep, progress=not args.no_progress)
+                 scenes=args.scenes, read_at_every_beep=args.read_at_every_beep,
+                 tone_slot_jitter=args.tone_slots, progress=not args.no_progress)
     for split in s.clips:
         fail = f", {s.failures[split]} failed (see {split}/failures.jsonl)" if s.failures.get(split) else ""
         read_at = s.manifest["splits"][split].get("read_at_questions")

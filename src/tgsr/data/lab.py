@@ -529,12 +529,13 @@ def default_families(split: str, scenes: str = "speech") -> tuple[str, ...]:
                  and not (scenes == "tones" and f in TURN_FAMILIES))
 
 
-def _scene_maker(scenes: str, seed: int, max_turns: int) -> Callable[[str, int], tuple[Scene, np.ndarray]]:
+def _scene_maker(scenes: str, seed: int, max_turns: int,
+                 tone_slot_jitter: float | None = None) -> Callable[[str, int], tuple[Scene, np.ndarray]]:
     """``(split, index) -> (scene, audio)`` for a scene kind."""
     if scenes == "tones":
         from .lab_tones import make_tone_scene
 
-        return lambda split, i: make_tone_scene(split, i, seed)
+        return lambda split, i: make_tone_scene(split, i, seed, tone_slot_jitter)
     items, places = lexicon(None)
     engine = get_engine("espeak")
     pools = lab_voice_pools(engine_configs(engine), seed)
@@ -545,14 +546,15 @@ def _scene_maker(scenes: str, seed: int, max_turns: int) -> Callable[[str, int],
 def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, max_turns: int = 3,
              families: Mapping[str, tuple[str, ...]] | None = None, first_clip: Mapping[str, int] | None = None,
              read_at_splits: tuple[str, ...] = (), scenes: str = "speech", read_at_every_beep: bool = False,
-             progress: bool = True) -> LabSummary:
+             tone_slot_jitter: float | None = None, progress: bool = True) -> LabSummary:
     """Write the lab corpus (see the module docstring). ``sizes`` maps split -> number of clips;
     clip ``i`` of a split depends only on (seed, split, i), and ``first_clip`` starts a split at a
     later index (fresh scenes with the same voices). ``read_at_splits`` (held-out splits) also get
     ``read_at.jsonl``: one ``read_at`` question per scene, to measure whether a model reads the
     pitch at a given span on voices it never heard. ``scenes`` is the scene kind
     (``SCENE_KINDS``); ``read_at_every_beep`` asks ``read_at`` of every beep of a scene (train
-    ``qa.jsonl`` and ``read_at.jsonl``), four rows per scene instead of one."""
+    ``qa.jsonl`` and ``read_at.jsonl``), four rows per scene instead of one. ``tone_slot_jitter``
+    (tone scenes only) lays the events out in slots (``tgsr.data.lab_tones``)."""
     if scenes not in SCENE_KINDS:
         raise TgsrError(f"unknown scene kind {scenes!r}; choose from {', '.join(SCENE_KINDS)}")
     unknown = [s for s in sizes if s not in SPLITS]
@@ -562,6 +564,9 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
         raise TgsrError(f"split sizes must be >= 0, got {dict(sizes)}")
     if max_turns < 2:
         raise TgsrError(f"max_turns must be at least 2, got {max_turns}")
+    if tone_slot_jitter is not None and (scenes != "tones" or not tone_slot_jitter >= 0):
+        raise TgsrError(f"tone_slot_jitter {tone_slot_jitter}: a slotted layout needs tone scenes and a jitter "
+                        f">= 0 seconds")
     bad_read_at = [s for s in read_at_splits if s not in sizes or s == "train"]
     if bad_read_at:
         raise TgsrError(f"read_at_splits {bad_read_at}: name held-out splits being built "
@@ -574,7 +579,7 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
         if scenes == "tones" and set(fs) & set(TURN_FAMILIES):
             raise TgsrError(f"split {s}: {sorted(set(fs) & set(TURN_FAMILIES))} need speaker turns; "
                             f"tone scenes have none")
-    new_scene = _scene_maker(scenes, seed, max_turns)
+    new_scene = _scene_maker(scenes, seed, max_turns, tone_slot_jitter)
     stream = _STREAMS[scenes]
     prefix = "lab" if scenes == "speech" else scenes
     out = Path(out_dir)
@@ -635,6 +640,7 @@ def make_lab(out_dir: str | Path, sizes: Mapping[str, int], seed: int = 0, *, ma
 
         summary.text_baseline = text_only_baseline(qa_by_split["train"], qa_by_split["test"]).to_dict()
     summary.manifest = {"source": SOURCE, "scenes": scenes, "read_at_every_beep": read_at_every_beep,
+                        "tone_slot_jitter": tone_slot_jitter,
                         "seed": seed, "sizes": dict(sizes), "max_turns": max_turns,
                         "pitches_hz": list(PITCHES_HZ), "pitch_names": list(PITCH_NAMES),
                         "marker_band_hz": list(MARKER_BAND_HZ), "splits": manifest_splits,

@@ -10,7 +10,11 @@ is ``CLIP_SECONDS`` of silence holding, in a random order with the burst neither
 * one **noise burst** (the lab's marker, band noise in ``MARKER_BAND_HZ``), ``EVENT_SECONDS`` long;
 
 with ``GAP_SECONDS`` between consecutive events and at least ``EDGE_SECONDS`` before the first
-and after the last. Held out instead of voices are **timbres** (``SPLIT_TIMBRES``): training
+and after the last. A **slotted** layout (``slot_jitter`` seconds, a curriculum for reading at a
+given time) instead splits the clip inside the edges into five equal slots, one event per slot,
+each centred in its slot and moved by at most ``slot_jitter`` (never out of it): at 0 the time
+of every event is nearly fixed, so a written time names a slot; larger jitters approach the
+free layout. Held out instead of voices are **timbres** (``SPLIT_TIMBRES``): training
 tones are pure sines, validation tones triangle-like (a faint 3rd and 5th harmonic), test tones
 square-like (a strong 3rd); so validation and test ask the model to read the pitch of a sound
 it never heard, as the speech lab's held-out voices do. The families, rationales, pointers,
@@ -44,9 +48,26 @@ EDGE_SECONDS = 0.1
 SPLIT_TIMBRES = {"train": ("sine",), "validation": ("triangle",), "test": ("square",)}
 
 
-def make_tone_scene(split: str, index: int, seed: int) -> tuple[Scene, np.ndarray]:
-    """Tone scene ``index`` of ``split``: depends only on (seed, split, index)."""
-    rng = np.random.default_rng([int(seed), _STREAMS["tones"], _SPLIT_IDS[split], int(index), 0])
+def _slotted_starts(rng: np.random.Generator, lengths: np.ndarray, slot_jitter: float) -> list[float]:
+    """One event per equal slot between the edges, centred, moved by at most ``slot_jitter``
+    (and never past its slot's bounds)."""
+    slot = (CLIP_SECONDS - 2 * EDGE_SECONDS) / lengths.size
+    starts = []
+    for e, length in enumerate(lengths):
+        room = min(float(slot_jitter), (slot - float(length)) / 2)
+        centre = EDGE_SECONDS + slot * (e + 0.5) + float(rng.uniform(-room, room))
+        starts.append(centre - float(length) / 2)
+    return starts
+
+
+def make_tone_scene(split: str, index: int, seed: int, slot_jitter: float | None = None) -> tuple[Scene, np.ndarray]:
+    """Tone scene ``index`` of ``split``: depends only on (seed, split, index, slot_jitter).
+    ``slot_jitter`` None is the free layout; a number of seconds, the slotted one."""
+    if slot_jitter is not None and not slot_jitter >= 0:
+        raise ValueError(f"slot_jitter must be >= 0 seconds or None, got {slot_jitter}")
+    slotted = slot_jitter is not None
+    layout_stream = [1] if slotted else []  # the free layout keeps the stream it always had
+    rng = np.random.default_rng([int(seed), _STREAMS["tones"], _SPLIT_IDS[split], int(index), 0, *layout_stream])
     clip_id = f"tones-{split}-{index:05d}"
     marker_pos = int(rng.integers(1, N_BEEPS))
     pitches = [PITCHES_HZ[int(i)] for i in rng.permutation(N_BEEPS)]
@@ -56,17 +77,18 @@ def make_tone_scene(split: str, index: int, seed: int) -> tuple[Scene, np.ndarra
     while True:  # redraw the few layouts that do not fit (the longest possible one is 6.0 s)
         lengths = rng.uniform(*EVENT_SECONDS, size=len(kinds))
         gaps = rng.uniform(*GAP_SECONDS, size=len(kinds) - 1)
-        if lengths.sum() + gaps.sum() <= room:
+        if slotted or lengths.sum() + gaps.sum() <= room:
             break
+    starts = _slotted_starts(rng, lengths, slot_jitter) if slotted else None
     levels = rng.uniform(-LEVEL_JITTER_DB, LEVEL_JITTER_DB, size=len(kinds))
     envelopes = [ENVELOPES[int(i)] for i in rng.integers(len(ENVELOPES), size=len(kinds))]
     timbres = SPLIT_TIMBRES[split]
     timbre = [timbres[int(i)] for i in rng.integers(len(timbres), size=len(kinds))]
-    cursor = EDGE_SECONDS + float(rng.uniform(0, room - lengths.sum() - gaps.sum()))
+    cursor = 0.0 if slotted else EDGE_SECONDS + float(rng.uniform(0, room - lengths.sum() - gaps.sum()))
     audio = np.zeros(int(round(CLIP_SECONDS * SAMPLE_RATE)), np.float32)
     events, beep_i = [], 0
     for e, kind in enumerate(kinds):
-        a = int(round(cursor * SAMPLE_RATE))
+        a = int(round((starts[e] if slotted else cursor) * SAMPLE_RATE))
         level = round(float(levels[e]), 2)
         if kind == "beep":
             pitch = pitches[beep_i]
