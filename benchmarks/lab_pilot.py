@@ -31,6 +31,9 @@ resumes from its last checkpoint and an evaluation from its last item. Usage:
 ``--tone-slots JITTER`` lays the tone scenes out in slots (``tgsr data lab --tone-slots``): one
 event per fifth of the clip, moved by at most JITTER seconds, the steps of a curriculum for
 reading at a given time when each stage starts from the last (``--read-at-init``).
+``--read-at-events 0,4`` asks (b) only of those events (in time order; the first and the last
+tone), in training and on validation, and records whether each wrong answer names another tone
+that could have been asked (the time misread) or none of them (the pitch misheard).
 
 ``--read-at-init MODEL`` starts (b) from MODEL instead of the random init (a warm start, e.g. the
 pitch reader of ``benchmarks/lab_single_tone.py``), and ``--sft-start read_at`` starts (c) from
@@ -58,7 +61,7 @@ import torch  # noqa: E402
 from tgsr.cli import main as tgsr  # noqa: E402
 from tgsr.eval.metrics import first_cited_span, iou  # noqa: E402
 from tgsr.prompts import final_answer_line  # noqa: E402
-from tgsr.records import Prediction, QAExample, read_jsonl, write_jsonl  # noqa: E402
+from tgsr.records import LETTERS, Prediction, QAExample, read_jsonl, write_jsonl  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "tiny-cpu"
 TRAINER = ["disable_tqdm=true", "logging_steps=25", "warmup_steps=50", "save_steps=100", "seed=0"]
@@ -130,6 +133,12 @@ def main() -> None:
     ap.add_argument("--tone-slots", type=float, default=None, metavar="JITTER",
                     help="tone scenes in the slotted layout, events moved by at most JITTER seconds "
                          "(tgsr data lab --tone-slots)")
+    ap.add_argument("--read-at-events", default=None, metavar="I,J,...",
+                    help="(b) asks read_at only of these events (indices in the scene's time order; with "
+                         "--tone-slots, the slots), in training and on validation: e.g. 0,4, the first and the "
+                         "last tone, a two-way first step of a curriculum")
+    ap.add_argument("--read-at-lr", type=float, default=None,
+                    help="(b)'s learning rate (default the recipe's 2e-3); lower keeps more of a warm start")
     ap.add_argument("--read-at-every-beep", action="store_true",
                     help="read_at asked of every beep (four rows per scene, tgsr data lab --read-at-every-beep), "
                          "in training and in validation/read_at.jsonl")
@@ -198,10 +207,16 @@ def part_sta(args, root: Path, init: Path, lab: Path, sta: Path, figures: dict) 
                                 "no_span": m["no_span"], "by_phrase": sta_by_phrase(out)}
 
 
+def asked_events(args) -> set[int] | None:
+    return None if args.read_at_events is None else {int(i) for i in args.read_at_events.split(",")}
+
+
 def read_at_rows(args, root: Path, lab: Path) -> Path:
     """The training split's ``read_at`` rows alone (ROOT/train_read_at.jsonl), with the answer
-    line as the whole target under ``--read-at-target direct``."""
-    rows = [x for x in read_jsonl(lab / "train" / "qa.jsonl", QAExample).records if x.task == "read_at"]
+    line as the whole target under ``--read-at-target direct``, of ``--read-at-events`` only."""
+    events = asked_events(args)
+    rows = [x for x in read_jsonl(lab / "train" / "qa.jsonl", QAExample).records if x.task == "read_at"
+            and (events is None or x.meta["asked_event"] in events)]
     if args.read_at_target == "direct":  # the reasoning reduced to the answer line, as the demo's base is trained
         for x in rows:
             x.rationale = x.rationale_plain = final_answer_line(x.answer, x.choices)
@@ -220,16 +235,42 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
     start = args.read_at_init or init
     train("sft", read_at, [f"tgsr.model={start}", f"tgsr.train_file={only}",
                            f"tgsr.target={'rationale_plain' if direct else 'rationale'}",
-                           f"tgsr.prompt_style={style}", f"max_steps={args.read_at_steps}"])
-    figures["read_at_alone"] = {"target": args.read_at_target, "start": str(start)}
+                           f"tgsr.prompt_style={style}", f"max_steps={args.read_at_steps}",
+                           *([] if args.read_at_lr is None else [f"learning_rate={args.read_at_lr}"])])
+    figures["read_at_alone"] = {"target": args.read_at_target, "start": str(start), "lr": args.read_at_lr,
+                                "rows": len(read_jsonl(only, QAExample).records)}
+    events = asked_events(args)
+    questions = val / "read_at.jsonl"
+    if events is not None:  # beside the full file, so that its relative audio paths still resolve
+        kept = [x for x in read_jsonl(questions, QAExample).records if x.meta["asked_event"] in events]
+        questions = val / f"read_at-events-{'-'.join(map(str, sorted(events)))}.jsonl"
+        write_jsonl(questions, kept)
     for cond in ("own", "swapped"):
-        m = evaluate(read_at, root / "eval" / f"read_at-alone-{cond}", "synthetic", val / "read_at.jsonl", cond,
+        m = evaluate(read_at, root / "eval" / f"read_at-alone-{cond}", "synthetic", questions, cond,
                      "--prompt", style, "--max-new-tokens", 24 if direct else 48)
         figures["read_at_alone"][cond] = m["accuracy"]
         figures["read_at_alone"][f"{cond}_answers"] = answer_counts(root / "eval" / f"read_at-alone-{cond}")
+    if events is not None and len(events) > 1:
+        figures["read_at_alone"]["own_outcomes"] = pointer_outcomes(root / "eval" / "read_at-alone-own",
+                                                                    questions, events)
     figures["read_at_alone"]["contrast"] = contrast(root / "eval" / "read_at-alone-own",
                                                     root / "eval" / "read_at-alone-swapped",
                                                     root / "eval" / "read_at-alone-contrast.json")
+
+
+def pointer_outcomes(run_dir: Path, questions: Path, events: set[int]) -> dict:
+    """Own-audio answers by what they name: the asked tone's pitch, the pitch of another tone
+    that could have been asked (the time was misread), or neither (the pitch was misheard)."""
+    items = {x.id: x for x in read_jsonl(questions, QAExample).records}
+    out = Counter()
+    for p in read_jsonl(run_dir / "predictions.jsonl", Prediction).records:
+        item = items[p.id]
+        scene = item.meta["scene"]["events"]
+        pitches = sorted(e["pitch_hz"] for e in scene if e["kind"] == "beep")
+        letter = {i: LETTERS[pitches.index(scene[i]["pitch_hz"])] for i in events if scene[i]["kind"] == "beep"}
+        others = {v for i, v in letter.items() if i != item.meta["asked_event"]}
+        out["asked" if p.correct else "another asked tone" if p.pred_letter in others else "neither"] += 1
+    return dict(out)
 
 
 def part_mixed(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
