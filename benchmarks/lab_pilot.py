@@ -59,6 +59,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from tgsr.cli import main as tgsr  # noqa: E402
+from tgsr.data.lab import LabEvent  # noqa: E402
 from tgsr.eval.metrics import first_cited_span, iou  # noqa: E402
 from tgsr.prompts import final_answer_line  # noqa: E402
 from tgsr.records import LETTERS, Prediction, QAExample, read_jsonl, write_jsonl  # noqa: E402
@@ -265,10 +266,10 @@ def pointer_outcomes(run_dir: Path, questions: Path, events: set[int]) -> dict:
     out = Counter()
     for p in read_jsonl(run_dir / "predictions.jsonl", Prediction).records:
         item = items[p.id]
-        scene = item.meta["scene"]["events"]
-        pitches = sorted(e["pitch_hz"] for e in scene if e["kind"] == "beep")
-        letter = {i: LETTERS[pitches.index(scene[i]["pitch_hz"])] for i in events if scene[i]["kind"] == "beep"}
-        others = {v for i, v in letter.items() if i != item.meta["asked_event"]}
+        scene = [LabEvent(**e) for e in item.meta["scene"]["events"]]
+        # options are in natural order, so a tone's letter is its pitch rank
+        others = {LETTERS[scene[i].pitch_index] for i in events
+                  if scene[i].kind == "beep" and i != item.meta["asked_event"]}
         out["asked" if p.correct else "another asked tone" if p.pred_letter in others else "neither"] += 1
     return dict(out)
 

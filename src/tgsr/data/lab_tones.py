@@ -60,6 +60,17 @@ def _slotted_starts(rng: np.random.Generator, lengths: np.ndarray, slot_jitter: 
     return starts
 
 
+def _free_starts(rng: np.random.Generator, lengths: np.ndarray, gaps: np.ndarray) -> list[float]:
+    """The events one after another, ``gaps`` apart, the whole run at a random offset between the edges."""
+    room = CLIP_SECONDS - 2 * EDGE_SECONDS
+    cursor = EDGE_SECONDS + float(rng.uniform(0, room - lengths.sum() - gaps.sum()))
+    starts = []
+    for e, length in enumerate(lengths):
+        starts.append(cursor)
+        cursor += float(length) + (float(gaps[e]) if e < len(gaps) else 0.0)
+    return starts
+
+
 def make_tone_scene(split: str, index: int, seed: int, slot_jitter: float | None = None) -> tuple[Scene, np.ndarray]:
     """Tone scene ``index`` of ``split``: depends only on (seed, split, index, slot_jitter).
     ``slot_jitter`` None is the free layout; a number of seconds, the slotted one."""
@@ -76,7 +87,7 @@ def make_tone_scene(split: str, index: int, seed: int, slot_jitter: float | None
     room = CLIP_SECONDS - 2 * EDGE_SECONDS
     while True:  # redraw the few layouts that do not fit (the longest possible one is 6.0 s)
         lengths = rng.uniform(*EVENT_SECONDS, size=len(kinds))
-        gaps = rng.uniform(*GAP_SECONDS, size=len(kinds) - 1)
+        gaps = rng.uniform(*GAP_SECONDS, size=len(kinds) - 1)  # drawn by both layouts: one stream each
         if slotted or lengths.sum() + gaps.sum() <= room:
             break
     starts = _slotted_starts(rng, lengths, slot_jitter) if slotted else None
@@ -84,11 +95,12 @@ def make_tone_scene(split: str, index: int, seed: int, slot_jitter: float | None
     envelopes = [ENVELOPES[int(i)] for i in rng.integers(len(ENVELOPES), size=len(kinds))]
     timbres = SPLIT_TIMBRES[split]
     timbre = [timbres[int(i)] for i in rng.integers(len(timbres), size=len(kinds))]
-    cursor = 0.0 if slotted else EDGE_SECONDS + float(rng.uniform(0, room - lengths.sum() - gaps.sum()))
+    if starts is None:  # the free layout draws its offset here, where its stream always had it
+        starts = _free_starts(rng, lengths, gaps)
     audio = np.zeros(int(round(CLIP_SECONDS * SAMPLE_RATE)), np.float32)
     events, beep_i = [], 0
     for e, kind in enumerate(kinds):
-        a = int(round((starts[e] if slotted else cursor) * SAMPLE_RATE))
+        a = int(round(starts[e] * SAMPLE_RATE))
         level = round(float(levels[e]), 2)
         if kind == "beep":
             pitch = pitches[beep_i]
@@ -100,7 +112,6 @@ def make_tone_scene(split: str, index: int, seed: int, slot_jitter: float | None
             x = marker_audio(float(lengths[e]), float(levels[e]), rng)
             events.append(LabEvent("marker", _r(a / SAMPLE_RATE), _r((a + x.size) / SAMPLE_RATE), level))
         audio[a:a + x.size] = x
-        cursor += float(lengths[e]) + (float(gaps[e]) if e < len(gaps) else 0.0)
     audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
     return Scene(clip_id, split, "", _r(audio.size / SAMPLE_RATE), [], events, [], kind="tones"), audio
 
