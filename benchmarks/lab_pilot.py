@@ -140,6 +140,9 @@ def main() -> None:
                          "last tone, a two-way first step of a curriculum")
     ap.add_argument("--read-at-lr", type=float, default=None,
                     help="(b)'s learning rate (default the recipe's 2e-3); lower keeps more of a warm start")
+    ap.add_argument("--sft-lr", type=float, default=None,
+                    help="(c)'s learning rate (default the recipe's 2e-3); the reader's curriculum kept its skill "
+                         "at 5e-4")
     ap.add_argument("--read-at-every-beep", action="store_true",
                     help="read_at asked of every beep (four rows per scene, tgsr data lab --read-at-every-beep), "
                          "in training and in validation/read_at.jsonl")
@@ -317,7 +320,8 @@ def part_sft(args, root: Path, lab: Path, start: Path, figures: dict) -> None:
     tag = "" if args.sft_start == "sta" else "-from-read_at"
     sft = root / f"sft{tag}"
     train("sft", sft, [f"tgsr.model={start}", f"tgsr.train_file={lab / 'train' / 'qa.jsonl'}", "tgsr.target=rationale",
-                       "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}"])
+                       "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}",
+                       *([] if args.sft_lr is None else [f"learning_rate={args.sft_lr}"])])
     for name, meta in (("qa", val / "qa.jsonl"), ("read_at", val / "read_at.jsonl")):
         block = figures[f"sft{tag}_{name}"] = {}
         for cond in ("own", "swapped"):
