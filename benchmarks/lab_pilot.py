@@ -35,9 +35,19 @@ reading at a given time when each stage starts from the last (``--read-at-init``
 tone), in training and on validation, and records whether each wrong answer names another tone
 that could have been asked (the time misread) or none of them (the pitch misheard).
 
+With ``--read-at-target rationale``, (b) also runs the citation-following probe on its questions
+(each other tone's span teacher-forced in place of the rationale's copy of the asked one): does
+the answer read at the time in the question or at the citation the model wrote?
+``--read-at-cited`` adds each training row asked without its time ("What is the pitch of one of
+the beeps? Say first where it sounds."), so that the pitch follows from the model's own
+citation alone, and probes those questions too.
+
 ``--read-at-init MODEL`` starts (b) from MODEL instead of the random init (a warm start, e.g. the
 pitch reader of ``benchmarks/lab_single_tone.py``), and ``--sft-start read_at`` starts (c) from
 (b)'s model instead of pi_0 (its folders end in ``-from-read_at``).
+
+``--sft-lr`` sets (c)'s learning rate (a warm start's skill survived the curriculum's steps at
+5e-4, a quarter of the recipe's).
 
 ``--part`` runs only the named parts (default: all three, in order); two processes may run
 different parts at once once (a) is trained, e.g. ``--part sft`` beside ``--part sta --part
@@ -51,6 +61,7 @@ import json
 import os
 import sys
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,7 +70,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from tgsr.cli import main as tgsr  # noqa: E402
-from tgsr.data.lab import LabEvent  # noqa: E402
+from tgsr.data.lab import LabEvent, Scene, pointer_citations  # noqa: E402
 from tgsr.eval.metrics import first_cited_span, iou  # noqa: E402
 from tgsr.prompts import final_answer_line  # noqa: E402
 from tgsr.records import LETTERS, Prediction, QAExample, read_jsonl, write_jsonl  # noqa: E402
@@ -146,6 +157,10 @@ def main() -> None:
     ap.add_argument("--read-at-every-beep", action="store_true",
                     help="read_at asked of every beep (four rows per scene, tgsr data lab --read-at-every-beep), "
                          "in training and in validation/read_at.jsonl")
+    ap.add_argument("--read-at-cited", action="store_true",
+                    help="(b) also trains on each read_at row asked without its time (the same rationale), so "
+                         "that the pitch must be read at the citation the model writes; the citation-following "
+                         "probe then runs on both questions (needs --read-at-target rationale)")
     ap.add_argument("--read-at-target", choices=["rationale", "direct"], default="rationale",
                     help="(b)'s target: the grounded rationale (copy the given span, then the pitch; default) or "
                          "the answer line alone (prompt_style direct), so that every gradient is about the pitch")
@@ -158,6 +173,8 @@ def main() -> None:
                          "(written to ROOT/sft-from-read_at)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if args.read_at_cited and args.read_at_target != "rationale":
+        ap.error("--read-at-cited needs --read-at-target rationale: the citation is in the rationale")
     torch.set_num_threads(args.threads)
     root = args.root
     lab, init = root / "lab", root / "init"
@@ -224,9 +241,21 @@ def read_at_rows(args, root: Path, lab: Path) -> Path:
     if args.read_at_target == "direct":  # the reasoning reduced to the answer line, as the demo's base is trained
         for x in rows:
             x.rationale = x.rationale_plain = final_answer_line(x.answer, x.choices)
+    if args.read_at_cited:
+        rows += [cited_copy(x) for x in rows]
     only = root / "train_read_at.jsonl"
     write_jsonl(only, rows)
     return only
+
+
+# the time is not in the question: only the rationale's own citation says where to read
+CITED_QUESTION = "What is the pitch of one of the beeps? Say first where it sounds."
+
+
+def cited_copy(x: QAExample) -> QAExample:
+    """``x`` asked without its time (``--read-at-cited``): the same rationale, so the pitch follows
+    from the citation the model writes, not from the question."""
+    return replace(x, id=f"{x.id}-cited", question=CITED_QUESTION, meta={**x.meta, "family": "read_at_cited"})
 
 
 def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
@@ -260,6 +289,37 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
     figures["read_at_alone"]["contrast"] = contrast(root / "eval" / "read_at-alone-own",
                                                     root / "eval" / "read_at-alone-swapped",
                                                     root / "eval" / "read_at-alone-contrast.json")
+    if not direct:  # the rationale repeats the asked span: which of the two times does the answer read?
+        asked = [("", questions)]
+        if args.read_at_cited:
+            cited = questions.with_name(questions.stem + "-cited.jsonl")
+            write_jsonl(cited, [cited_copy(x) for x in read_jsonl(questions, QAExample).records])
+            asked.append(("-cited", cited))
+        for tag, path in asked:
+            cf = root / f"citation-read_at{tag}"
+            run("analyze", "citation-following", "--model", read_at, "--data", read_at_probes(path), "--out", cf,
+                "--batch-size", 16, "--max-new-tokens", 48, "--quiet")
+            summary = json.loads((cf / "citation_following.json").read_text())
+            figures["read_at_alone"][f"citation_following{tag}"] = {k: summary[k] for k in (
+                "n_items", "n_probed", "n_skipped", "follow_rate", "follow_chance", "follow_pvalue",
+                "stays_gold_rate", "accuracy_own", "accuracy_gold_citation")}
+
+
+def read_at_probes(questions: Path) -> Path:
+    """``questions`` with the lab's pointer and counterfactual citations in ``meta`` (a lab made
+    before ``read_at`` had them gets them here, from ``tgsr.data.lab.pointer_citations``), beside
+    it. The probe then teacher-forces another tone's span after a question that names the asked
+    one: following it means the answer reads at the model's own citation; staying with the gold
+    answer, at the question's time."""
+    rows = read_jsonl(questions, QAExample).records
+    for x in rows:
+        if "counterfactuals" not in x.meta:
+            scene = Scene(clip_id=x.id, split=x.split, audio=x.audio, duration=x.duration, turns=[],
+                          events=[LabEvent(**e) for e in x.meta["scene"]["events"]], kind=x.meta["scene_kind"])
+            x.meta.update(pointer_citations(scene, x.task, x.meta, x.answer_text, x.evidence))
+    out = questions.with_name(questions.stem + "-probes.jsonl")
+    write_jsonl(out, rows)
+    return out
 
 
 def pointer_outcomes(run_dir: Path, questions: Path, events: set[int]) -> dict:

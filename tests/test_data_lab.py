@@ -140,9 +140,7 @@ def test_evidence_and_rationales(lab_corpus):
             assert p == rest[:1].upper() + rest[1:]
         assert grounded[-1] == plain[-1] == f"Final answer: ({ex.answer}) {ex.answer_text}"
         # counterfactual citations: another beep's span in the pointer's place, and what it implies
-        if fam == "read_at":
-            assert "counterfactuals" not in ex.meta
-            continue
+        # (in read_at too, where one contradicts the time the question states)
         s, e = ex.evidence[ex.meta["pointer"]]
         assert s <= asked["start"] and asked["end"] <= e
         beeps = [x for x in events if x["kind"] == "beep"]
@@ -199,7 +197,13 @@ def test_read_at_questions_for_a_held_out_split(tmp_path):
     assert len(read_at) == 3 and {x.task for x in read_at} == {"read_at"}
     assert len({x.audio for x in read_at}) == 3
     for ex in read_at:
-        assert ex.answer == expected_letter(ex) and len(ex.evidence) == 1 and "pointer" not in ex.meta
+        assert ex.answer == expected_letter(ex) and len(ex.evidence) == 1 and ex.meta["pointer"] == 0
+        # a counterfactual citation per other beep, contradicting the question's time, naming that beep's pitch
+        beeps = [e for e in ex.meta["scene"]["events"] if e["kind"] == "beep"]
+        rank = {e["pitch_hz"]: i for i, e in enumerate(sorted(beeps, key=lambda e: e["pitch_hz"]))}
+        asked = ex.meta["scene"]["events"][ex.meta["asked_event"]]
+        assert [[cf["span"][0], cf["span"][1], cf["answer"]] for cf in ex.meta["counterfactuals"]] == [
+            [cite_lo(e), cite_hi(e), "abcd"[rank[e["pitch_hz"]]]] for e in beeps if e is not asked]
     manifest = json.loads((with_ra / "manifest.json").read_text())
     assert manifest["splits"]["validation"]["read_at_questions"] == 3
     for bad in (("train",), ("test",)):

@@ -456,7 +456,7 @@ def _qa_example(scene: Scene, draft: Draft, item_id: str) -> QAExample:
     letter = LETTERS[choices.index(draft.answer)]
     grounded, plain = rationales(draft, choices, letter)
     evidence = [c.span for c in draft.claims if c.span is not None]
-    pointer = _pointer(scene, draft, evidence)
+    pointer = pointer_citations(scene, family, draft.meta, draft.answer, evidence)
     return QAExample(
         id=item_id, audio=scene.audio, question=draft.question, choices=choices,
         answer=letter, duration=scene.duration, answer_text=draft.answer,
@@ -466,18 +466,19 @@ def _qa_example(scene: Scene, draft: Draft, item_id: str) -> QAExample:
               "scene": {"turns": [asdict(t) for t in scene.turns], "events": [asdict(e) for e in scene.events]}})
 
 
-def _pointer(scene: Scene, draft: Draft, evidence: list[tuple[float, float]]) -> dict:
+def pointer_citations(scene: Scene, task: str, meta: Mapping, answer: str,
+                      evidence: list[tuple[float, float]]) -> dict:
     """Which evidence span points at the asked beep (``pointer``), and the counterfactual
     citations: each other beep's span with the answer it implies, where that answer differs.
 
-    ``tgsr.analysis.citation_following`` teacher-forces these in place of the pointer's
-    span. ``read_at`` states its span in the question, so it has none."""
-    if draft.task == "read_at":
-        return {}
-    asked = scene.events[draft.meta["asked_event"]]
+    ``tgsr.analysis.citation_following`` teacher-forces these in place of the pointer's span.
+    In ``read_at`` the question states the span too, so a counterfactual citation contradicts
+    the question: an answer that follows it reads at the model's own citation, one that stays
+    with the gold answer reads at the question's time."""
+    asked = scene.events[meta["asked_event"]]
     span = cite(asked.start, asked.end, scene.duration)
-    out = {"pointer": evidence.index(span), "counterfactuals": []}
-    compared = scene.events[draft.meta["compared_event"]] if "compared_event" in draft.meta else None
+    out = {"pointer": [tuple(x) for x in evidence].index(span), "counterfactuals": []}
+    compared = scene.events[meta["compared_event"]] if "compared_event" in meta else None
     for e in scene.beeps:
         if e is asked or e is compared:
             continue
@@ -485,9 +486,9 @@ def _pointer(scene: Scene, draft: Draft, evidence: list[tuple[float, float]]) ->
             implied = COMPARE_OPTIONS[int(e.pitch_hz > compared.pitch_hz)]
         else:
             implied = PITCH_NAMES[e.pitch_index]
-        if implied != draft.answer:
+        if implied != answer:
             out["counterfactuals"].append({"span": list(cite(e.start, e.end, scene.duration)),
-                                           "answer": LETTERS[natural_choices(draft.task).index(implied)]})
+                                           "answer": LETTERS[natural_choices(task).index(implied)]})
     return out
 
 
@@ -666,5 +667,5 @@ def read_scenes(path: str | Path) -> list[Scene]:
 __all__ = ["LAB_FAMILIES", "TRAIN_ONLY_FAMILIES", "TURN_FAMILIES", "SCENE_KINDS", "TIMBRES",
            "PITCHES_HZ", "PITCH_NAMES", "COMPARE_OPTIONS", "MARKER_BAND_HZ",
            "SPLITS", "LabEvent", "LabTurn", "Scene", "LabSummary", "make_lab", "make_scene", "scene_questions",
-           "lab_voice_pools", "natural_choices", "scene_sta", "default_families", "read_scenes", "beep_audio",
-           "marker_audio"]
+           "lab_voice_pools", "natural_choices", "pointer_citations", "scene_sta", "default_families", "read_scenes",
+           "beep_audio", "marker_audio"]
