@@ -158,8 +158,8 @@ def main() -> None:
                     help="read_at asked of every beep (four rows per scene, tgsr data lab --read-at-every-beep), "
                          "in training and in validation/read_at.jsonl")
     ap.add_argument("--read-at-cited", action="store_true",
-                    help="(b) also trains on each read_at row asked without its time (the same rationale), so "
-                         "that the pitch must be read at the citation the model writes; the citation-following "
+                    help="(b) and (c) also train on each read_at row asked without its time (the same rationale), "
+                         "so that the pitch must be read at the citation the model writes; the citation-following "
                          "probe then runs on both questions (needs --read-at-target rationale)")
     ap.add_argument("--read-at-target", choices=["rationale", "direct"], default="rationale",
                     help="(b)'s target: the grounded rationale (copy the given span, then the pitch; default) or "
@@ -379,7 +379,12 @@ def part_sft(args, root: Path, lab: Path, start: Path, figures: dict) -> None:
     val = lab / "validation"
     tag = "" if args.sft_start == "sta" else "-from-read_at"
     sft = root / f"sft{tag}"
-    train("sft", sft, [f"tgsr.model={start}", f"tgsr.train_file={lab / 'train' / 'qa.jsonl'}", "tgsr.target=rationale",
+    rows = lab / "train" / "qa.jsonl"
+    if args.read_at_cited:  # (b)'s questions without their time stay in the mix beside the families
+        qa = read_jsonl(rows, QAExample).records
+        rows = root / "train_sft.jsonl"
+        write_jsonl(rows, qa + [cited_copy(x) for x in qa if x.task == "read_at"])
+    train("sft", sft, [f"tgsr.model={start}", f"tgsr.train_file={rows}", "tgsr.target=rationale",
                        "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}",
                        *([] if args.sft_lr is None else [f"learning_rate={args.sft_lr}"])])
     for name, meta in (("qa", val / "qa.jsonl"), ("read_at", val / "read_at.jsonl")):
