@@ -54,6 +54,11 @@ def test_probes_from_lab_items(lab_corpus):
         assert not p.gold_prefix.split("\n")[-1].split(",", 1)[1].strip()
     again, _ = citation_probes(train, seed=0)
     assert again == probes
+    # each item draws its own counterfactual, though lab ids of one family share their head and tail
+    for task in ("after_marker", "read_at"):
+        drawn = [[tuple(c["span"]) for c in by_id[p.id].meta["counterfactuals"]].index(p.counterfactual_span)
+                 for p in probes if p.task == task]
+        assert len(drawn) >= 8 and len(set(drawn)) > 1, (task, drawn)
 
 
 class _CharLM:

@@ -32,11 +32,18 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.qa.common import seeded_rng
 from ..errors import AudioError, TgsrError
 from ..spans import find_spans, format_span
 
-__all__ = ["CitationProbe", "citation_probes", "prefixed_generation", "run_citation_following",
+__all__ = ["ITEM_DRAW", "CitationProbe", "citation_probes", "prefixed_generation", "run_citation_following",
            "summarize_citation_following", "citation_gate", "GateResult", "citation_following_markdown"]
+
+
+# how an item's own generator is seeded (``seeded_rng`` of its whole id), in run settings and
+# stage keys so that probes drawn otherwise (before 2026-12-08: from 8 bytes of the id, the same
+# for every item of a lab family) are not resumed into these
+ITEM_DRAW = "crc32(id)"
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,6 @@ class CitationProbe:
     counterfactual_prefix: str
     counterfactual_answer: str    # the letter the counterfactual span implies
     counterfactual_span: tuple[float, float]
-
-
-def _item_rng(seed: int, item_id: str) -> np.random.Generator:
-    return np.random.default_rng([seed, int.from_bytes(item_id.encode()[-8:].ljust(8, b"\0"), "little")])
 
 
 def citation_probes(examples, *, seed: int = 0) -> tuple[list[CitationProbe], list[dict]]:
@@ -76,7 +79,7 @@ def citation_probes(examples, *, seed: int = 0) -> tuple[list[CitationProbe], li
         if comma < 0 or ex.rationale[span.char_end:comma].strip():
             skipped.append({"id": ex.id, "reason": "the pointer citation is not followed by a comma"})
             continue
-        cf = cfs[int(_item_rng(seed, ex.id).integers(len(cfs)))]
+        cf = cfs[int(seeded_rng(seed, ex.id).integers(len(cfs)))]  # the whole id: lab ids share their tails
         a, b = (float(x) for x in cf["span"])
         gold_prefix = ex.rationale[:comma + 1]
         cf_prefix = ex.rationale[:span.char_start] + format_span(a, b) + ex.rationale[span.char_end:comma + 1]
@@ -131,7 +134,7 @@ def _run(lm, examples, out: Path, *, prompt, max_new_tokens, batch_size, seed, p
 
     probes, skipped = citation_probes(examples, seed=seed)
     items = ItemLog(out / "citation_items.jsonl", out / "citation_settings.json", what="a citation-following run")
-    settings = {"prompt": prompt, "max_new_tokens": max_new_tokens, "seed": seed,
+    settings = {"prompt": prompt, "max_new_tokens": max_new_tokens, "seed": seed, "item_draw": ITEM_DRAW,
                 "model": str(getattr(lm, "name_or_path", ""))}
     todo = items.pending(probes, items.resume(settings))
     t0 = time.perf_counter()

@@ -118,18 +118,20 @@ def _faithfulness_items(lm, examples, out: Path, *, mask: str, seed: int, max_ne
     from tqdm.auto import tqdm
 
     from ..audio import SAMPLE_RATE, load_audio, mask_spans
+    from ..data.qa.common import seeded_rng
     from ..prompts import reasoning_question, user_messages
     from ..runlog import ItemLog
+    from .citation_following import ITEM_DRAW
 
     items = ItemLog(out / "faithfulness_items.jsonl", out / "faithfulness_settings.json", what="a faithfulness run")
-    settings = {"mask": mask, "seed": seed, "max_new_tokens": max_new_tokens, "prompt": prompt,
-                "model": str(getattr(lm, "name_or_path", ""))}
+    settings = {"mask": mask, "seed": seed, "item_draw": ITEM_DRAW, "max_new_tokens": max_new_tokens,
+                "prompt": prompt, "model": str(getattr(lm, "name_or_path", ""))}
     done = items.resume(settings)
     todo = items.pending(examples, done)
     t0 = time.perf_counter()
     for ex in tqdm(todo, desc=f"faithfulness [{mask}]", unit="item", disable=not progress, dynamic_ncols=True):
         # the item's own generator: results do not depend on which items ran before (resume-safe)
-        rng = np.random.default_rng([seed, int.from_bytes(ex.id.encode()[:8].ljust(8, b"\0"), "little")])
+        rng = seeded_rng(seed, ex.id)
         rec: dict = {"id": ex.id, "gold": ex.answer}
         try:
             audio = load_audio(ex.audio)
