@@ -76,7 +76,7 @@ from tgsr.prompts import final_answer_line  # noqa: E402
 from tgsr.records import LETTERS, Prediction, QAExample, read_jsonl, write_jsonl  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "tiny-cpu"
-TRAINER = ["disable_tqdm=true", "logging_steps=25", "warmup_steps=50", "save_steps=100", "seed=0"]
+TRAINER = ["disable_tqdm=true", "logging_steps=25", "warmup_steps=50", "save_steps=100"]
 EVAL = ["--batch-size", "16", "--quiet"]
 PARTS = ("sta", "read_at", "sft", "mixed")
 
@@ -89,13 +89,14 @@ def run(*argv) -> None:
         sys.exit(f"tgsr {argv[0]} {argv[1]} failed with exit status {rc}")
 
 
-def train(stage: str, out: Path, overrides: list[str]) -> None:
+def train(stage: str, out: Path, overrides: list[str], seed: int) -> None:
     """``tgsr train STAGE``; a finished run (tgsr_summary.json) is kept, an interrupted one resumed."""
     if (out / "tgsr_summary.json").is_file():
         print(f"{out}: trained, kept", flush=True)
         return
     resume = ["--resume"] if any(out.glob("checkpoint-*")) else []
-    run("train", stage, "--config", RECIPES / f"{stage}.yaml", *resume, f"output_dir={out}", *TRAINER, *overrides)
+    run("train", stage, "--config", RECIPES / f"{stage}.yaml", *resume, f"output_dir={out}", *TRAINER, f"seed={seed}",
+        *overrides)
 
 
 def evaluate(model: Path, out: Path, benchmark: str, meta: Path, condition: str, *extra) -> dict:
@@ -172,6 +173,7 @@ def main() -> None:
                          "span, so that the gate tests whether that skill carries over to cited spans "
                          "(written to ROOT/sft-from-read_at)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="the training runs' seed (data order, init of new heads)")
     args = ap.parse_args()
     if args.read_at_cited and args.read_at_target != "rationale":
         ap.error("--read-at-cited needs --read-at-target rationale: the citation is in the rationale")
@@ -219,7 +221,7 @@ def part_sta(args, root: Path, init: Path, lab: Path, sta: Path, figures: dict) 
     val = lab / "validation"
     train("sta", sta, [f"tgsr.model={init}", f"tgsr.train_file={lab / 'train' / 'sta.jsonl'}",
                        f"tgsr.eval_file={val / 'sta.jsonl'}", "tgsr.max_eval_samples=64",
-                       f"max_steps={args.sta_steps}"])
+                       f"max_steps={args.sta_steps}"], args.seed)
     figures["sta"] = {}
     for cond in ("own", "swapped"):
         out = root / "eval" / f"sta-{cond}"
@@ -269,7 +271,7 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
     train("sft", read_at, [f"tgsr.model={start}", f"tgsr.train_file={only}",
                            f"tgsr.target={'rationale_plain' if direct else 'rationale'}",
                            f"tgsr.prompt_style={style}", f"max_steps={args.read_at_steps}",
-                           *([] if args.read_at_lr is None else [f"learning_rate={args.read_at_lr}"])])
+                           *([] if args.read_at_lr is None else [f"learning_rate={args.read_at_lr}"])], args.seed)
     figures["read_at_alone"] = {"target": args.read_at_target, "start": str(start), "lr": args.read_at_lr,
                                 "rows": len(read_jsonl(only, QAExample).records)}
     events = asked_events(args)
@@ -352,7 +354,8 @@ def part_mixed(args, root: Path, init: Path, lab: Path, figures: dict) -> None:
     start = args.read_at_init or init
     if not (out / "tgsr_summary.json").is_file():
         trainer_args, tgsr_args = load_config("sta", RECIPES / "sta.yaml", [
-            *TRAINER, f"output_dir={out}", f"tgsr.model={start}", f"tgsr.train_file={lab / 'train' / 'sta.jsonl'}",
+            *TRAINER, f"seed={args.seed}", f"output_dir={out}", f"tgsr.model={start}",
+            f"tgsr.train_file={lab / 'train' / 'sta.jsonl'}",
             f"tgsr.eval_file={val / 'sta.jsonl'}", f"max_steps={args.mixed_steps}"])
 
         def rows(path, limit):
@@ -386,7 +389,7 @@ def part_sft(args, root: Path, lab: Path, start: Path, figures: dict) -> None:
         write_jsonl(rows, qa + [cited_copy(x) for x in qa if x.task == "read_at"])
     train("sft", sft, [f"tgsr.model={start}", f"tgsr.train_file={rows}", "tgsr.target=rationale",
                        "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}",
-                       *([] if args.sft_lr is None else [f"learning_rate={args.sft_lr}"])])
+                       *([] if args.sft_lr is None else [f"learning_rate={args.sft_lr}"])], args.seed)
     for name, meta in (("qa", val / "qa.jsonl"), ("read_at", val / "read_at.jsonl")):
         block = figures[f"sft{tag}_{name}"] = {}
         for cond in ("own", "swapped"):
