@@ -99,6 +99,11 @@ def train(stage: str, out: Path, overrides: list[str], seed: int) -> None:
         *overrides)
 
 
+def lr_override(lr: float | None) -> list[str]:
+    """``learning_rate=LR``, or nothing to keep the recipe's."""
+    return [] if lr is None else [f"learning_rate={lr}"]
+
+
 def evaluate(model: Path, out: Path, benchmark: str, meta: Path, condition: str, *extra) -> dict:
     run("eval", "run", "--model", model, "--benchmark", benchmark, "--meta", meta, "--out", out,
         "--audio-condition", condition, *EVAL, *extra)
@@ -271,7 +276,7 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
     train("sft", read_at, [f"tgsr.model={start}", f"tgsr.train_file={only}",
                            f"tgsr.target={'rationale_plain' if direct else 'rationale'}",
                            f"tgsr.prompt_style={style}", f"max_steps={args.read_at_steps}",
-                           *([] if args.read_at_lr is None else [f"learning_rate={args.read_at_lr}"])], args.seed)
+                           *lr_override(args.read_at_lr)], args.seed)
     figures["read_at_alone"] = {"target": args.read_at_target, "start": str(start), "lr": args.read_at_lr,
                                 "rows": len(read_jsonl(only, QAExample).records)}
     events = asked_events(args)
@@ -389,7 +394,7 @@ def part_sft(args, root: Path, lab: Path, start: Path, figures: dict) -> None:
         write_jsonl(rows, qa + [cited_copy(x) for x in qa if x.task == "read_at"])
     train("sft", sft, [f"tgsr.model={start}", f"tgsr.train_file={rows}", "tgsr.target=rationale",
                        "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}",
-                       *([] if args.sft_lr is None else [f"learning_rate={args.sft_lr}"])], args.seed)
+                       *lr_override(args.sft_lr)], args.seed)
     for name, meta in (("qa", val / "qa.jsonl"), ("read_at", val / "read_at.jsonl")):
         block = figures[f"sft{tag}_{name}"] = {}
         for cond in ("own", "swapped"):

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.qa.common import seeded_rng
+from ..data.qa.common import SEEDED_RNG_KEY, seeded_rng
 from ..errors import AudioError, TgsrError
 from ..spans import find_spans, format_span
 
@@ -40,10 +40,10 @@ __all__ = ["ITEM_DRAW", "CitationProbe", "citation_probes", "prefixed_generation
            "summarize_citation_following", "citation_gate", "GateResult", "citation_following_markdown"]
 
 
-# how an item's own generator is seeded (``seeded_rng`` of its whole id), in run settings and
-# stage keys so that probes drawn otherwise (before 2026-12-08: from 8 bytes of the id, the same
-# for every item of a lab family) are not resumed into these
-ITEM_DRAW = "crc32(id)"
+# an item's own generator is ``seeded_rng(seed, id)``; named in run settings and stage keys so
+# that probes drawn otherwise (before 2026-12-08: from 8 bytes of the id, the same for every item
+# of a lab family) are not resumed into these
+ITEM_DRAW = SEEDED_RNG_KEY
 
 
 @dataclass(frozen=True)

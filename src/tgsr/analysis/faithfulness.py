@@ -118,13 +118,12 @@ def _faithfulness_items(lm, examples, out: Path, *, mask: str, seed: int, max_ne
     from tqdm.auto import tqdm
 
     from ..audio import SAMPLE_RATE, load_audio, mask_spans
-    from ..data.qa.common import seeded_rng
+    from ..data.qa.common import SEEDED_RNG_KEY, seeded_rng
     from ..prompts import reasoning_question, user_messages
     from ..runlog import ItemLog
-    from .citation_following import ITEM_DRAW
 
     items = ItemLog(out / "faithfulness_items.jsonl", out / "faithfulness_settings.json", what="a faithfulness run")
-    settings = {"mask": mask, "seed": seed, "item_draw": ITEM_DRAW, "max_new_tokens": max_new_tokens,
+    settings = {"mask": mask, "seed": seed, "item_draw": SEEDED_RNG_KEY, "max_new_tokens": max_new_tokens,
                 "prompt": prompt, "model": str(getattr(lm, "name_or_path", ""))}
     done = items.resume(settings)
     todo = items.pending(examples, done)

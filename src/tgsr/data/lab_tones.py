@@ -45,13 +45,14 @@ CLIP_SECONDS = 6.0
 EVENT_SECONDS = (0.35, 0.8)
 GAP_SECONDS = (0.15, 0.5)
 EDGE_SECONDS = 0.1
+INNER_SECONDS = CLIP_SECONDS - 2 * EDGE_SECONDS  # the clip between its margins, where events go
 SPLIT_TIMBRES = {"train": ("sine",), "validation": ("triangle",), "test": ("square",)}
 
 
 def _slotted_starts(rng: np.random.Generator, lengths: np.ndarray, slot_jitter: float) -> list[float]:
     """One event per equal slot between the edges, centred, moved by at most ``slot_jitter``
     (and never past its slot's bounds)."""
-    slot = (CLIP_SECONDS - 2 * EDGE_SECONDS) / lengths.size
+    slot = INNER_SECONDS / lengths.size
     starts = []
     for e, length in enumerate(lengths):
         room = min(float(slot_jitter), (slot - float(length)) / 2)
@@ -62,8 +63,7 @@ def _slotted_starts(rng: np.random.Generator, lengths: np.ndarray, slot_jitter: 
 
 def _free_starts(rng: np.random.Generator, lengths: np.ndarray, gaps: np.ndarray) -> list[float]:
     """The events one after another, ``gaps`` apart, the whole run at a random offset between the edges."""
-    room = CLIP_SECONDS - 2 * EDGE_SECONDS
-    cursor = EDGE_SECONDS + float(rng.uniform(0, room - lengths.sum() - gaps.sum()))
+    cursor = EDGE_SECONDS + float(rng.uniform(0, INNER_SECONDS - lengths.sum() - gaps.sum()))
     starts = []
     for e, length in enumerate(lengths):
         starts.append(cursor)
@@ -84,11 +84,10 @@ def make_tone_scene(split: str, index: int, seed: int, slot_jitter: float | None
     pitches = [PITCHES_HZ[int(i)] for i in rng.permutation(N_BEEPS)]
     kinds = ["beep"] * N_BEEPS
     kinds.insert(marker_pos, "marker")
-    room = CLIP_SECONDS - 2 * EDGE_SECONDS
     while True:  # redraw the few layouts that do not fit (the longest possible one is 6.0 s)
         lengths = rng.uniform(*EVENT_SECONDS, size=len(kinds))
         gaps = rng.uniform(*GAP_SECONDS, size=len(kinds) - 1)  # drawn by both layouts: one stream each
-        if slotted or lengths.sum() + gaps.sum() <= room:
+        if slotted or lengths.sum() + gaps.sum() <= INNER_SECONDS:
             break
     starts = _slotted_starts(rng, lengths, slot_jitter) if slotted else None
     levels = rng.uniform(-LEVEL_JITTER_DB, LEVEL_JITTER_DB, size=len(kinds))

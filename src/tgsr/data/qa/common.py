@@ -26,9 +26,12 @@ from ...errors import AudioError, RecordError
 from ...records import LETTERS, ClipWords, FirstSeen, QAExample, Word, read_jsonl, write_jsonl
 from ..questions import Claim, Draft, LetterSchedule, cite, rationales
 
+# names how ``seeded_rng`` keys a generator, for run settings and cache keys that must change if it does
+SEEDED_RNG_KEY = "crc32(key)"
+
 
 def seeded_rng(seed: int, key: str) -> np.random.Generator:
-    """A generator that depends only on ``seed`` and ``key`` (not on processing order)."""
+    """A generator that depends only on ``seed`` and the whole ``key`` (not on processing order)."""
     return np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
 
 
