@@ -49,6 +49,15 @@ pitch reader of ``benchmarks/lab_single_tone.py``), and ``--sft-start read_at`` 
 ``--sft-lr`` sets (c)'s learning rate (a warm start's skill survived the curriculum's steps at
 5e-4, a quarter of the recipe's).
 
+``--part grpo`` runs (d): ``tgsr train grpo`` (``recipes/tiny-cpu/grpo.yaml``: G = 8, temperature
+0.8, beta 0.04, lr 1e-4) from (c)'s model on the training ``qa.jsonl``, once per ``--grpo-arm``
+(the reward presets ``paper``, ``grounding_f1``, ``answer_only``), ``--grpo-steps`` steps, with
+the KL term to the model (c) started from (pi_0, or (b)'s reader, which stands in for it;
+``--grpo-reference start``: to (c)'s model, GRPO's own start, TRL's default); then
+(c)'s measures on every run, and its family accuracy paired against (c)'s. With ``--seed N`` the
+runs' folders end in ``-seedN``, beside seed 0's, from the same (c); ``--grpo-lr`` adds
+``-lrLR``.
+
 ``--part`` runs only the named parts (default: all three, in order); two processes may run
 different parts at once once (a) is trained, e.g. ``--part sft`` beside ``--part sta --part
 read_at``. Prints the figures and merges them into ROOT/pilot.json.
@@ -78,7 +87,8 @@ from tgsr.records import LETTERS, Prediction, QAExample, read_jsonl, write_jsonl
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "tiny-cpu"
 TRAINER = ["disable_tqdm=true", "logging_steps=25", "warmup_steps=50", "save_steps=100"]
 EVAL = ["--batch-size", "16", "--quiet"]
-PARTS = ("sta", "read_at", "sft", "mixed")
+PARTS = ("sta", "read_at", "sft", "mixed", "grpo")
+GRPO_ARMS = ("paper", "grounding_f1", "answer_only")
 
 
 def run(*argv) -> None:
@@ -145,7 +155,8 @@ def main() -> None:
     ap.add_argument("--mixed-steps", type=int, default=2000)
     ap.add_argument("--part", action="append", choices=PARTS,
                     help="run only this part (repeatable; default sta, read_at, sft): sta (a), read_at (b), sft (c, "
-                         "with the gate), mixed ((a) and (b)'s rows in one run, from --read-at-init)")
+                         "with the gate), mixed ((a) and (b)'s rows in one run, from --read-at-init), grpo (d, from "
+                         "(c)'s model, with the gate after)")
     ap.add_argument("--scenes", choices=["speech", "tones"], default="speech",
                     help="the lab's scene kind (tgsr data lab --scenes): spoken dialogues or pure-tone clips")
     ap.add_argument("--tone-slots", type=float, default=None, metavar="JITTER",
@@ -177,6 +188,15 @@ def main() -> None:
                     help="(c)'s start model: pi_0 from (a) (default), or the model of (b), which reads at a given "
                          "span, so that the gate tests whether that skill carries over to cited spans "
                          "(written to ROOT/sft-from-read_at)")
+    ap.add_argument("--grpo-arm", action="append", choices=GRPO_ARMS,
+                    help="(d)'s reward preset (tgsr.ablation; repeatable; default all three): paper (answer + "
+                         "compaction), grounding_f1 (answer + verified grounding), answer_only (grounded prompt)")
+    ap.add_argument("--grpo-steps", type=int, default=100)
+    ap.add_argument("--grpo-lr", type=float, default=None, help="(d)'s learning rate (default the recipe's 1e-4)")
+    ap.add_argument("--grpo-reference", choices=["pi_0", "start"], default="pi_0",
+                    help="(d)'s KL reference: the model (c) started from (default, pi_0 as in the paper, or (b)'s "
+                         "reader standing in for it), or (c)'s model itself, GRPO's start (TRL's default; folders "
+                         "end in -kl-start)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0, help="the training runs' seed (data order, init of new heads)")
     args = ap.parse_args()
@@ -214,6 +234,8 @@ def main() -> None:
         if not (start / "tgsr_summary.json").is_file():
             sys.exit(f"{start}: (c)'s start model is not trained yet; run --part {args.sft_start} first")
         part_sft(args, root, lab, start, figures)
+    if "grpo" in parts:
+        part_grpo(args, root, lab, figures)
     # merged at the end, so that processes running different parts keep each other's figures
     figures_file = root / "pilot.json"
     merged = json.loads(figures_file.read_text()) if figures_file.is_file() else {}
@@ -304,12 +326,18 @@ def part_read_at(args, root: Path, init: Path, lab: Path, figures: dict) -> None
             asked.append(("-cited", cited))
         for tag, path in asked:
             cf = root / f"citation-read_at{tag}"
-            run("analyze", "citation-following", "--model", read_at, "--data", read_at_probes(path), "--out", cf,
-                "--batch-size", 16, "--max-new-tokens", 48, "--quiet")
-            summary = json.loads((cf / "citation_following.json").read_text())
-            figures["read_at_alone"][f"citation_following{tag}"] = {k: summary[k] for k in (
-                "n_items", "n_probed", "n_skipped", "follow_rate", "follow_chance", "follow_pvalue",
-                "stays_gold_rate", "accuracy_own", "accuracy_gold_citation")}
+            figures["read_at_alone"][f"citation_following{tag}"] = follow(read_at, read_at_probes(path), cf, 48)
+
+
+def follow(model: Path, questions: Path, out: Path, max_new_tokens: int, *more) -> dict:
+    """``tgsr analyze citation-following`` of ``model`` on ``questions`` (resumed in ``out``): its
+    headline figures, and the summary's keys ``more``."""
+    run("analyze", "citation-following", "--model", model, "--data", questions, "--out", out,
+        "--batch-size", 16, "--max-new-tokens", max_new_tokens, "--quiet")
+    summary = json.loads((out / "citation_following.json").read_text())
+    return {k: summary[k] for k in ("n_items", "n_probed", "n_skipped", "follow_rate", "follow_chance",
+                                    "follow_pvalue", "stays_gold_rate", "accuracy_own", "accuracy_gold_citation",
+                                    *more)}
 
 
 def read_at_probes(questions: Path) -> Path:
@@ -395,24 +423,72 @@ def part_sft(args, root: Path, lab: Path, start: Path, figures: dict) -> None:
     train("sft", sft, [f"tgsr.model={start}", f"tgsr.train_file={rows}", "tgsr.target=rationale",
                        "tgsr.prompt_style=grounded", f"max_steps={args.sft_steps}",
                        *lr_override(args.sft_lr)], args.seed)
-    for name, meta in (("qa", val / "qa.jsonl"), ("read_at", val / "read_at.jsonl")):
-        block = figures[f"sft{tag}_{name}"] = {}
+    measure_grounded(sft, f"sft{tag}", f"citation{tag}", root, val, figures)
+
+
+def measure_grounded(model: Path, name: str, probe_dir: str, root: Path, val: Path, figures: dict) -> None:
+    """A grounded model on validation: the families and read_at, own against swapped audio
+    (figures NAME_qa, NAME_read_at), and the citation-following gate on the families (probes in
+    ROOT/PROBE_DIR; figures citation_following / citation_gate with PROBE_DIR's suffix)."""
+    for family, meta in (("qa", val / "qa.jsonl"), ("read_at", val / "read_at.jsonl")):
+        block = figures[f"{name}_{family}"] = {}
         for cond in ("own", "swapped"):
-            m = evaluate(sft, root / "eval" / f"sft{tag}-{name}-{cond}", "synthetic", meta, cond,
+            m = evaluate(model, root / "eval" / f"{name}-{family}-{cond}", "synthetic", meta, cond,
                          "--prompt", "grounded", "--max-new-tokens", 96)
             block[cond] = {"accuracy": m["accuracy"], "items": m["items"], "unparseable": m["unparseable"],
                            "by_task": {t: v["accuracy"] for t, v in m["by"]["task"].items()}}
-        block["contrast"] = contrast(root / "eval" / f"sft{tag}-{name}-own",
-                                     root / "eval" / f"sft{tag}-{name}-swapped",
-                                     root / "eval" / f"sft{tag}-{name}-contrast.json")
-    cf = root / f"citation{tag}"
-    run("analyze", "citation-following", "--model", sft, "--data", val / "qa.jsonl", "--out", cf,
-        "--batch-size", 16, "--max-new-tokens", 96, "--quiet")
-    summary = json.loads((cf / "citation_following.json").read_text())
-    figures[f"citation_following{tag}"] = {k: summary[k] for k in (
-        "n_items", "n_probed", "n_skipped", "n_failed", "follow_rate", "follow_chance", "follow_pvalue",
-        "stays_gold_rate", "accuracy_own", "accuracy_gold_citation", "gold_gain", "gold_vs_own", "per_task")}
-    figures[f"citation_gate{tag}"] = json.loads((cf / "citation_gate.json").read_text())
+        block["contrast"] = contrast(root / "eval" / f"{name}-{family}-own",
+                                     root / "eval" / f"{name}-{family}-swapped",
+                                     root / "eval" / f"{name}-{family}-contrast.json")
+    cf = root / probe_dir
+    suffix = probe_dir.removeprefix("citation")
+    figures[f"citation_following{suffix}"] = follow(model, val / "qa.jsonl", cf, 96, "n_failed", "gold_gain",
+                                                    "gold_vs_own", "per_task")
+    figures[f"citation_gate{suffix}"] = json.loads((cf / "citation_gate.json").read_text())
+    timeless = val / "read_at-cited-probes.jsonl"  # written by (b) with --read-at-cited
+    if timeless.is_file():  # does the answer still read at the model's own citation when no time is asked?
+        cf = root / f"{probe_dir}-read_at-cited"
+        figures[f"citation_following{suffix}-read_at-cited"] = follow(model, timeless, cf, 48)
+
+
+def part_grpo(args, root: Path, lab: Path, figures: dict) -> None:
+    """(d) GRPO from (c)'s model on the training questions (the families and read_at), one run per
+    reward preset, the KL term to the model (c) started from (pi_0, or (b)'s reader standing in
+    for it); then the same measures as (c), and each run's accuracy paired against (c)'s."""
+    tag = "" if args.sft_start == "sta" else "-from-read_at"
+    start, sft = (root / "sta" if args.sft_start == "sta" else root / "read_at"), root / f"sft{tag}"
+    for model in (start, sft):
+        if not (model / "tgsr_summary.json").is_file():
+            sys.exit(f"{model}: (d) needs (c) and its start trained first (--part sft)")
+    if not (root / "eval" / f"sft{tag}-qa-own" / "metrics.json").is_file():
+        sys.exit(f"{sft}: (d) pairs its runs against (c)'s evaluation; run --part sft first")
+    val = lab / "validation"
+    for arm in args.grpo_arm or GRPO_ARMS:
+        reference = start if args.grpo_reference == "pi_0" else sft
+        name = (f"grpo-{arm}{tag}" + ("-kl-start" if args.grpo_reference == "start" else "")
+                + (f"-lr{args.grpo_lr:g}" if args.grpo_lr else "") + (f"-seed{args.seed}" if args.seed else ""))
+        model = root / name
+        train("grpo", model, [f"tgsr.model={sft}", f"tgsr.ref_model={reference}",
+                              f"tgsr.train_file={lab / 'train' / 'qa.jsonl'}", f"tgsr.ablation={arm}",
+                              f"max_steps={args.grpo_steps}", "logging_steps=1", "save_steps=25",
+                              *lr_override(args.grpo_lr)], args.seed)
+        figures[f"{name}_training"] = {"arm": arm, "start": str(sft), "reference": str(reference),
+                                       "steps": args.grpo_steps, "lr": args.grpo_lr, "rewards": reward_means(model)}
+        measure_grounded(model, name, f"citation-{name}", root, val, figures)
+        figures[f"{name}_qa"]["against_start"] = contrast(root / "eval" / f"{name}-qa-own",
+                                                          root / "eval" / f"sft{tag}-qa-own",
+                                                          root / "eval" / f"{name}-qa-against-start.json")
+
+
+def reward_means(run_dir: Path) -> dict:
+    """Each logged reward (the total and every reward function's) averaged over the first and
+    the last tenth of a GRPO run's steps, from its last checkpoint's log history."""
+    states = sorted(run_dir.glob("checkpoint-*/trainer_state.json"), key=lambda f: int(f.parent.name.split("-")[1]))
+    logs = [e for e in json.loads(states[-1].read_text())["log_history"] if "reward" in e] if states else []
+    keys = [k for k in (logs[0] if logs else {}) if k == "reward" or (k.startswith("rewards/") and k.endswith("/mean"))]
+    tenth = max(1, len(logs) // 10)
+    return {k: {"first": round(sum(e[k] for e in logs[:tenth]) / tenth, 4),
+                "last": round(sum(e[k] for e in logs[-tenth:]) / tenth, 4)} for k in keys} | {"logged_steps": len(logs)}
 
 
 if __name__ == "__main__":
