@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tgsr.train.config import ABLATIONS, ConfigError, load_config, parse_override
+from tgsr.train.config import ABLATIONS, ConfigError, dump_config, load_config, parse_override
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 REQ = {"tgsr.model": "m", "tgsr.train_file": "t.jsonl"}
@@ -23,6 +23,19 @@ def test_every_recipe_parses_into_the_trainer_dataclass(recipe):
     assert trainer_args.bf16 is False and trainer_args.fp16 is False
     if stage == "grpo":
         assert len(trainer_args.reward_weights) == len(tg.rewards)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.relative_to(RECIPES).as_posix() for p in RECIPES.glob("*/*.yaml")
+                                          if p.parent.name != "accelerate"))
+def test_the_written_config_of_a_run_reads_back_to_the_same_arguments(recipe, tmp_path):
+    # tgsr_config.yaml is what a user reruns a finished run from (`tgsr train STAGE --config`)
+    stage = Path(recipe).stem
+    trainer_args, tg = load_config(stage, RECIPES / recipe, ["bf16=false"])
+    dump_config(trainer_args, tg, tmp_path / "tgsr_config.yaml")
+    again, tg_again = load_config(stage, tmp_path / "tgsr_config.yaml")
+    assert tg_again == tg
+    first, second = trainer_args.to_dict(), again.to_dict()
+    assert {k: (v, second.get(k)) for k, v in first.items() if second.get(k) != v} == {}
 
 
 def test_paper_recipe_keeps_the_paper_hyperparameters():

@@ -505,10 +505,15 @@ def _cpu_precision(tr: dict) -> dict:
 
 
 def dump_config(trainer_args, tgsr_args, path: str | Path) -> None:
-    """Write the resolved configuration next to the checkpoints (what was actually run)."""
+    """Write the resolved configuration next to the checkpoints (what was actually run), in a
+    form ``load_config`` reads back to the same arguments."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tr = {k: v for k, v in trainer_args.to_dict().items() if _yaml_safe(v)}
+    if tr.get("steps_per_generation") is not None:
+        # GRPOConfig derives generation_batch_size from steps_per_generation (and the process
+        # count) and refuses a file that sets both; the steps are the setting to keep
+        tr.pop("generation_batch_size", None)
     doc = {"tgsr": dataclasses.asdict(tgsr_args), **tr}
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
