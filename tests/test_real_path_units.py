@@ -266,15 +266,19 @@ def test_checkpoint_parameters_reads_only_the_thinker_of_a_full_omni_folder(hub_
     assert thinker == sum(p.numel() for p in load_model(omni).model.parameters())
 
 
-@pytest.mark.parametrize("recipe", ["qwen2.5-omni-7b", "qwen2-audio", "audio-flamingo-3", "tiny-cpu"])
+@pytest.mark.parametrize("recipe", ["qwen2.5-omni-7b", "qwen2-audio", "audio-flamingo-3", "tiny-cpu", "demo/full",
+                                    "demo/quick"])
 def test_every_grpo_recipe_pins_the_papers_objective(recipe):
-    """ms-swift's GRPO defaults (the authors' framework), not TRL's: see docs/training.md."""
+    """ms-swift's GRPO defaults (the authors' framework), not TRL's: see docs/training.md. The
+    demo's recipes too (the demo sets the model and the data per stage; its G is 4 on a CPU)."""
     from tgsr.train.config import load_config
 
-    args, tg = load_config("grpo", RECIPES / recipe / "grpo.yaml", [])
+    demo = recipe.startswith("demo/")
+    fill = ["tgsr.model=m", "tgsr.train_file=t.jsonl"] if demo else []
+    args, tg = load_config("grpo", RECIPES / recipe / "grpo.yaml", fill)
     assert args.loss_type == "grpo" and args.scale_rewards == "group" and args.beta == 0.04
     assert args.epsilon == 0.2 and args.num_iterations == 1 and not args.use_bias_correction_kl
-    assert args.temperature == 0.8 and args.num_generations == 8
+    assert args.temperature == 0.8 and args.num_generations == (4 if demo else 8)
     assert tg.logprob_check_steps >= 1  # the audio guard is on
     import dataclasses
 
