@@ -10,10 +10,11 @@ from tgsr.train.config import ABLATIONS, ConfigError, dump_config, load_config, 
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 REQ = {"tgsr.model": "m", "tgsr.train_file": "t.jsonl"}
+TRAINING_RECIPES = sorted(p.relative_to(RECIPES).as_posix() for p in RECIPES.glob("*/*.yaml")
+                          if p.parent.name != "accelerate")
 
 
-@pytest.mark.parametrize("recipe", sorted(p.relative_to(RECIPES).as_posix() for p in RECIPES.glob("*/*.yaml")
-                                          if p.parent.name != "accelerate"))
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_every_recipe_parses_into_the_trainer_dataclass(recipe):
     stage = Path(recipe).stem
     # GPU recipes ask for bf16; on this CPU-only test machine parse them in fp32
@@ -25,8 +26,7 @@ def test_every_recipe_parses_into_the_trainer_dataclass(recipe):
         assert len(trainer_args.reward_weights) == len(tg.rewards)
 
 
-@pytest.mark.parametrize("recipe", sorted(p.relative_to(RECIPES).as_posix() for p in RECIPES.glob("*/*.yaml")
-                                          if p.parent.name != "accelerate"))
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_the_written_config_of_a_run_reads_back_to_the_same_arguments(recipe, tmp_path):
     # tgsr_config.yaml is what a user reruns a finished run from (`tgsr train STAGE --config`)
     stage = Path(recipe).stem
