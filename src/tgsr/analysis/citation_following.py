@@ -36,14 +36,8 @@ from ..data.qa.common import SEEDED_RNG_KEY, seeded_rng
 from ..errors import AudioError, TgsrError
 from ..spans import find_spans, format_span
 
-__all__ = ["ITEM_DRAW", "CitationProbe", "citation_probes", "prefixed_generation", "run_citation_following",
+__all__ = ["CitationProbe", "citation_probes", "prefixed_generation", "run_citation_following",
            "summarize_citation_following", "citation_gate", "GateResult", "citation_following_markdown"]
-
-
-# an item's own generator is ``seeded_rng(seed, id)``; named in run settings and stage keys so
-# that probes drawn otherwise (before 2026-12-08: from 8 bytes of the id, the same for every item
-# of a lab family) are not resumed into these
-ITEM_DRAW = SEEDED_RNG_KEY
 
 
 @dataclass(frozen=True)
@@ -134,7 +128,9 @@ def _run(lm, examples, out: Path, *, prompt, max_new_tokens, batch_size, seed, p
 
     probes, skipped = citation_probes(examples, seed=seed)
     items = ItemLog(out / "citation_items.jsonl", out / "citation_settings.json", what="a citation-following run")
-    settings = {"prompt": prompt, "max_new_tokens": max_new_tokens, "seed": seed, "item_draw": ITEM_DRAW,
+    # the draw's name is kept so that probes drawn otherwise (before 2026-12-08: from 8 bytes of
+    # the id, the same for every item of a lab family) are not resumed into these
+    settings = {"prompt": prompt, "max_new_tokens": max_new_tokens, "seed": seed, "item_draw": SEEDED_RNG_KEY,
                 "model": str(getattr(lm, "name_or_path", ""))}
     todo = items.pending(probes, items.resume(settings))
     t0 = time.perf_counter()

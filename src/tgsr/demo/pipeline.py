@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from ..analysis.citation_following import ITEM_DRAW
+from ..data.qa.common import SEEDED_RNG_KEY
 from .config import FAMILY, DemoConfig
 from .results import _base_had_sta, _check_line, _load, assemble_results, print_summary
 from .stages import ModelRow, Stage, StageRunner
@@ -181,7 +181,7 @@ def run_demo(cfg: DemoConfig, out: Path, *, threads: int | None = None, grpo_any
     def follow(row: ModelRow, split: str, label: str) -> None:
         citation[(row.key, split)] = (label, runner.run(
             f"citation-{row.key}-{split}",
-            {**common, "items": eval_limit(cfg, "control", split), "item_draw": ITEM_DRAW},
+            {**common, "items": eval_limit(cfg, "control", split), "item_draw": SEEDED_RNG_KEY},
             lambda d, row=row: measure_citation_following(cfg, d, row.stage, corpus, split), row.stage, corpus,
             resumable=True, title=f"citation following: {label} [{split}]"))
 
